@@ -1,0 +1,201 @@
+"""Component specs: ``{use: NAME, kind: KIND, ...params}`` entries of a recipe.
+
+A spec names a registered component; its kind is given with ``kind:`` or inferred
+when the name is registered for exactly one kind. A mapping whose values are all
+specs is a *group* (``decoders: {dark: {use: dark}, com: {use: com}}``); a flow
+node that calls a group fans out over its members.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kitpose.errors import ComponentError, KitposeError, RecipeError, suggestion
+from kitpose.recipe import Recipe, as_plain
+from kitpose.registry import KINDS, Registry
+
+_RESERVED = {"use", "kind"}
+
+
+@dataclass
+class ComponentSpec:
+    """One component of a recipe: its registered name, kind and parameters."""
+
+    key: str
+    kind: str
+    name: str
+    params: dict[str, Any]
+    path: str
+    file: str = "<recipe>"
+
+    def factory(self, registry: Registry) -> Callable[..., Any]:
+        return registry.get(self.kind, self.name).load()
+
+    def check(self, registry: Registry, *, n_args: int = 0) -> None:
+        """Check the name and parameters without building anything."""
+        try:
+            registry.check(self.kind, self.name, self.params, n_args=n_args)
+        except KitposeError as exc:
+            exc.file, exc.path = self.file, exc.path or self.path_for(exc)
+            raise
+
+    def path_for(self, exc: KitposeError) -> str:
+        message = exc.message
+        for key in self.params:
+            if f"'{key}'" in message:
+                return f"{self.path}.{key}"
+        return f"{self.path}.use"
+
+    def build(self, registry: Registry, *args: Any) -> Any:
+        """Build the component; errors name the recipe path."""
+        self.check(registry, n_args=len(args))
+        try:
+            return self.factory(registry)(*args, **self.params)
+        except KitposeError as exc:
+            exc.file, exc.path = exc.file or self.file, exc.path or self.path
+            raise
+        except (TypeError, ValueError) as exc:
+            raise ComponentError(f"{self.kind} '{self.name}' rejected its parameters: {exc}",
+                                 file=self.file, path=self.path) from exc
+
+
+@dataclass
+class Group:
+    """Several specs called together by one flow node."""
+
+    key: str
+    members: dict[str, ComponentSpec] = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def kind(self) -> str | None:
+        kinds = {m.kind for m in self.members.values()}
+        return kinds.pop() if len(kinds) == 1 else None
+
+
+def parse_spec(node: Any, path: str, registry: Registry, *, kind: str | None = None,
+               file: str = "<recipe>", key: str = "") -> ComponentSpec:
+    """Turn one ``{use: NAME, ...}`` mapping into a :class:`ComponentSpec`."""
+    node = as_plain(node)
+    if isinstance(node, str):
+        node = {"use": node}
+    if not isinstance(node, Mapping) or "use" not in node:
+        raise RecipeError("a component needs 'use: NAME'", file=file, path=path,
+                          hint="write {use: NAME, param: value}")
+    name = node["use"]
+    if not isinstance(name, str):
+        raise RecipeError("'use' must be a registered component name", file=file, path=f"{path}.use")
+    given_kind = node.get("kind", kind)
+    if kind is not None and given_kind != kind:
+        raise RecipeError(f"this place takes a {kind}, not a {given_kind}", file=file, path=f"{path}.kind")
+    if given_kind is None:
+        given_kind = infer_kind(name, registry, file=file, path=f"{path}.use")
+    elif given_kind not in KINDS:
+        raise RecipeError(f"unknown kind '{given_kind}'{suggestion(str(given_kind), KINDS)}",
+                          file=file, path=f"{path}.kind", hint="kinds are: " + ", ".join(KINDS))
+    params = {k: v for k, v in node.items() if k not in _RESERVED}
+    for param in params:
+        if not isinstance(param, str) or not param.isidentifier():
+            raise RecipeError(f"invalid parameter name {param!r}", file=file, path=f"{path}.{param}")
+    return ComponentSpec(key or path.rsplit(".", 1)[-1], given_kind, name, params, path, file)
+
+
+def infer_kind(name: str, registry: Registry, *, file: str, path: str) -> str:
+    """The kind of a registered name, or an error suggesting the nearest one."""
+    entries = registry.find(name)
+    if len(entries) == 1:
+        return entries[0].kind
+    if entries:
+        kinds = ", ".join(e.kind for e in entries)
+        raise RecipeError(f"'{name}' is registered as several kinds ({kinds})", file=file, path=path,
+                          hint=f"add kind: {entries[0].kind}")
+    every = sorted({e.name for e in registry.entries()})
+    raise ComponentError(f"unknown component '{name}'{suggestion(name, every)}", file=file, path=path,
+                         hint="'kitpose list' shows every registered name")
+
+
+def is_spec(node: Any) -> bool:
+    return isinstance(node, str) or (isinstance(node, Mapping) and "use" in node)
+
+
+def parse_components(recipe: Recipe, registry: Registry, section: str = "components",
+                     kind: str | None = None) -> dict[str, ComponentSpec | Group]:
+    """Parse a ``{key: spec-or-group}`` section of a recipe."""
+    raw = recipe.select(section, default={}) or {}
+    if not isinstance(raw, Mapping):
+        raise RecipeError(f"'{section}' must be a mapping of names to components",
+                          file=recipe.file, path=section)
+    out: dict[str, ComponentSpec | Group] = {}
+    for key, node in raw.items():
+        path = f"{section}.{key}"
+        if node is None:  # `key: null` removes an inherited component
+            continue
+        if is_spec(node):
+            out[key] = parse_spec(node, path, registry, kind=kind, file=recipe.file, key=key)
+        elif isinstance(node, Mapping) and node and all(is_spec(v) or v is None for v in node.values()):
+            group = Group(key, path=path)
+            for member, sub in node.items():
+                if sub is not None:
+                    group.members[member] = parse_spec(sub, f"{path}.{member}", registry, kind=kind,
+                                                       file=recipe.file, key=member)
+            out[key] = group
+        else:
+            raise RecipeError("expected {use: NAME, ...} or a group of such entries",
+                              file=recipe.file, path=path, hint="add 'use: NAME'")
+    return out
+
+
+# -- call signatures ---------------------------------------------------------------------------
+def call_target(factory: Any, kind: str, method: str | None = None) -> Callable[..., Any] | None:
+    """The function a flow node calls on a component built by ``factory`` (unbound)."""
+    if not inspect.isclass(factory):
+        ret = inspect.signature(factory).return_annotation if callable(factory) else None
+        if inspect.isclass(ret):
+            factory = ret
+        else:
+            return None
+    if method is not None:
+        return getattr(factory, method, None)
+    if kind == "metric":
+        return getattr(factory, "update", None)
+    for attr in ("forward", "__call__"):
+        fn = getattr(factory, attr, None)
+        if fn is not None and attr in _defined_names(factory):
+            return fn
+    return None
+
+
+def _defined_names(cls: type) -> set[str]:
+    names: set[str] = set()
+    for base in cls.__mro__:
+        if base.__module__.startswith("torch.") and base.__name__ in {"Module", "Optimizer"}:
+            continue
+        if base is object:
+            continue
+        names.update(vars(base))
+    return names
+
+
+def call_parameters(fn: Callable[..., Any]) -> tuple[list[str], list[str], bool] | None:
+    """(all keyword names, required names, accepts **kwargs) of an unbound method."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    params = list(sig.parameters.values())
+    if params and params[0].name == "self":
+        params = params[1:]
+    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    required = [p.name for p in params
+                if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return names, required, any(p.kind is p.VAR_KEYWORD for p in params)
+
+
+def declared(factory: Any, attribute: str) -> tuple[str, ...] | None:
+    """A tuple a component class declares (``outputs``, ``provides``, ``flow_methods``)."""
+    value = getattr(factory, attribute, None)
+    if value is None or callable(value):
+        return None
+    return tuple(value)

@@ -1,0 +1,171 @@
+"""Datasets and transforms as a recipe describes them, and batching.
+
+The data contract (see DESIGN.md): ``dataset[i]`` returns a dict of numpy values:
+``image`` (H x W x C or H x W, uint8 or float32), ``keypoints`` [K, 2] float32 image
+pixels, ``visible`` [K] float32, and whatever the dataset declares in its
+``provides`` attribute (``keypoints_3d``, ``head_size``, ``bbox`` ...).
+
+A transform is called as ``transform(sample, rng)`` and returns the new sample; ``rng``
+is a :class:`numpy.random.Generator` seeded from ``(seed, epoch, index)``, so an
+augmented sample is the same whatever the worker, process or resume point.
+
+The ``data`` section of a recipe, per split (``train``, ``val``, ``test``)::
+
+    data:
+      train:
+        dataset: {use: synthetic, split: train, size: 2000}
+        transforms: [{use: random_flip}, {use: random_affine, rotation: 30}]
+        batch_size: 32
+        shuffle: true
+        workers: 0
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import numpy as np
+import toolz
+
+from kitpose.components import ComponentSpec, declared, parse_spec
+from kitpose.errors import RecipeError, suggestion
+from kitpose.recipe import Recipe
+from kitpose.registry import Registry
+
+SPLITS = ("train", "val", "test")
+#: what every dataset returns, declared or not
+BASE_KEYS = frozenset({"image", "keypoints", "visible"})
+SPLIT_KEYS = {
+    "dataset": "the dataset: {use: NAME, ...}",
+    "transforms": "list of transforms applied in order",
+    "batch_size": "samples per batch (per process under DDP)",
+    "shuffle": "shuffle every epoch (default: true for train)",
+    "workers": "data-loader worker processes (default 0)",
+    "drop_last": "drop the last incomplete batch (default: true for train)",
+    "limit": "use only the first N samples",
+}
+
+
+@dataclass
+class SplitSpec:
+    """The checked ``data.SPLIT`` section of a recipe."""
+
+    split: str
+    dataset: ComponentSpec
+    transforms: list[ComponentSpec] = field(default_factory=list)
+    batch_size: int = 32
+    shuffle: bool = False
+    workers: int = 0
+    drop_last: bool = False
+    limit: int | None = None
+
+
+def parse_split(recipe: Recipe, registry: Registry, split: str) -> SplitSpec:
+    """Read ``data.SPLIT`` and check every key, name and parameter (builds nothing)."""
+    base = f"data.{split}"
+    raw = recipe.select(base)
+    if not isinstance(raw, Mapping):
+        raise RecipeError(f"the recipe has no data for split '{split}'", file=recipe.file, path="data",
+                          hint=f"add {base}: {{dataset: {{use: NAME}}}}")
+    for key in raw:
+        if key not in SPLIT_KEYS:
+            raise RecipeError(f"unknown key '{key}'{suggestion(str(key), SPLIT_KEYS)}", file=recipe.file,
+                              path=f"{base}.{key}", hint="keys are: " + ", ".join(SPLIT_KEYS))
+    if "dataset" not in raw:
+        raise RecipeError("no dataset", file=recipe.file, path=f"{base}.dataset",
+                          hint="add dataset: {use: NAME, ...}")
+    dataset = parse_spec(raw["dataset"], f"{base}.dataset", registry, kind="dataset", file=recipe.file)
+    dataset.check(registry)
+    transforms = []
+    for i, node in enumerate(raw.get("transforms") or []):
+        spec = parse_spec(node, f"{base}.transforms[{i}]", registry, kind="transform", file=recipe.file)
+        spec.check(registry)
+        transforms.append(spec)
+    train = split == "train"
+    spec = SplitSpec(split, dataset, transforms,
+                     batch_size=int(raw.get("batch_size", 32)),
+                     shuffle=bool(raw.get("shuffle", train)),
+                     workers=int(raw.get("workers", 0)),
+                     drop_last=bool(raw.get("drop_last", train)),
+                     limit=raw.get("limit"))
+    if spec.batch_size < 1:
+        raise RecipeError("batch_size must be at least 1", file=recipe.file, path=f"{base}.batch_size")
+    return spec
+
+
+def split_sources(spec: SplitSpec, registry: Registry) -> frozenset[str]:
+    """Names a batch of this split holds: the base keys plus what dataset and transforms declare."""
+    names = set(BASE_KEYS)
+    names.update(declared(spec.dataset.factory(registry), "provides") or ())
+    for t in spec.transforms:
+        names.update(declared(t.factory(registry), "provides") or ())
+    return frozenset(names)
+
+
+class PipelineDataset:
+    """A dataset with its transforms; per-sample random generators for augmentation."""
+
+    def __init__(self, dataset: Any, transforms: Sequence[Any] = (), *, seed: int = 0,
+                 limit: int | None = None) -> None:
+        self.dataset = dataset
+        self.transforms = list(transforms)
+        self.seed = int(seed)
+        self.epoch = 0
+        self.limit = limit
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return min(n, int(self.limit)) if self.limit else n
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if index >= len(self):
+            raise IndexError(index)
+        rng = np.random.default_rng([self.seed, self.epoch, int(index)])
+        sample = dict(self.dataset[index])
+        sample.setdefault("index", index)
+        return toolz.pipe(sample, *[partial(t, rng=rng) for t in self.transforms])
+
+    def __getattr__(self, name: str) -> Any:  # joint names, flip pairs, skeleton ...
+        if name.startswith("__") or name in {"dataset", "transforms"}:
+            raise AttributeError(name)
+        return getattr(self.dataset, name)
+
+
+def build_split(spec: SplitSpec, registry: Registry, *, seed: int = 0) -> PipelineDataset:
+    """Build the dataset and transforms of one split."""
+    dataset = spec.dataset.build(registry)
+    transforms = [t.build(registry) for t in spec.transforms]
+    return PipelineDataset(dataset, transforms, seed=seed, limit=spec.limit)
+
+
+def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Stack samples into batched tensors; images become float [B, C, H, W] in [0, 1]."""
+    import torch
+
+    batch: dict[str, Any] = {}
+    for key in samples[0]:
+        values = [s[key] for s in samples]
+        first = values[0]
+        if isinstance(first, (str, bytes)) or first is None:
+            batch[key] = list(values)
+            continue
+        array = np.stack([np.asarray(v) for v in values])
+        if key == "image":
+            if array.ndim == 3:
+                array = array[..., None]
+            scale = 255.0 if array.dtype == np.uint8 else 1.0
+            tensor = torch.from_numpy(np.ascontiguousarray(array.transpose(0, 3, 1, 2)))
+            batch[key] = tensor.float().div_(scale) if scale != 1.0 else tensor.float()
+            continue
+        if array.dtype == np.float64:
+            array = array.astype(np.float32)
+        if array.dtype.kind in "biuf":
+            batch[key] = torch.from_numpy(np.ascontiguousarray(array))
+        else:
+            batch[key] = list(values)
+    return batch

@@ -1,0 +1,299 @@
+"""Flows: graphs of component calls over one dict of named tensors.
+
+A flow is a list of nodes::
+
+    - {call: model,    in: {image: image},  out: {heatmaps: pred}}
+    - {call: decoders, in: {heatmaps: pred}, out: {keypoints: pred_hm}}
+    - {call: encoder.to_image, in: {xy: pred_hm}, out: {result: pred_xy}}
+    - {call: metrics,  in: {pred: pred_xy, target: keypoints, visible: visible}}
+
+``in`` maps the component's call arguments to tensor names (a list ``[a, b]`` means
+``{a: a, b: b}``); ``out`` maps its returned keys to new tensor names. Without
+``out``, the keys the component declares (its ``outputs`` attribute) keep their names.
+A call that returns a single value returns it as ``result``.
+
+Nodes run in dependency order, so the list order is free. Before anything runs the
+flow is checked: every input is produced by the dataset or by another node, there
+are no cycles, every component exists and every ``in`` argument is a parameter of
+its call. Calling a *group* fans out: every later node runs once per member
+(``decoders/dark``, ``decoders/com`` ...). Metric nodes accumulate per branch.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kitpose.components import ComponentSpec, Group, call_parameters, call_target, declared
+from kitpose.errors import FlowError, suggestion
+from kitpose.recipe import Recipe, as_plain
+from kitpose.registry import Registry
+
+_NODE_KEYS = {"call", "in", "out", "name"}
+
+
+@dataclass
+class Node:
+    """One checked call of a flow."""
+
+    index: int
+    component: str
+    method: str | None
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    path: str
+    kind: str | None = None
+    members: tuple[str, ...] = ()  # non-empty for a group
+
+    @property
+    def is_metric(self) -> bool:
+        return self.kind == "metric"
+
+    @property
+    def forks(self) -> bool:
+        return bool(self.members) and not self.is_metric
+
+    def produces(self) -> list[str]:
+        return list(self.outputs.values())
+
+
+@dataclass
+class Flow:
+    """A validated flow, in execution order."""
+
+    name: str
+    nodes: list[Node]
+    sources: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def forks(self) -> bool:
+        return any(n.forks for n in self.nodes)
+
+    def components(self) -> list[str]:
+        return list(dict.fromkeys(n.component for n in self.nodes))
+
+    def produced(self) -> set[str]:
+        names = set(self.sources)
+        for node in self.nodes:
+            names.update(node.produces())
+        return names
+
+
+def parse_flow(recipe: Recipe, name: str, components: Mapping[str, ComponentSpec | Group],
+               registry: Registry, sources: Iterable[str]) -> Flow:
+    """Read ``flows.NAME`` from the recipe and check it against components and sources."""
+    base = f"flows.{name}"
+    raw = recipe.select(base)
+    if raw is None:
+        raise FlowError(f"the recipe has no flow '{name}'", file=recipe.file, path="flows",
+                        hint=f"add flows.{name}: [...]")
+    if not isinstance(raw, list) or not raw:
+        raise FlowError("a flow must be a non-empty list of nodes", file=recipe.file, path=base)
+    sources = frozenset(sources)
+    nodes = [_parse_node(recipe.file, f"{base}[{i}]", i, item, components, registry)
+             for i, item in enumerate(raw)]
+    ordered = _order(nodes, sources, recipe.file)
+    return Flow(name, ordered, sources)
+
+
+def _parse_node(file: str, path: str, index: int, item: Any, components: Mapping[str, Any],
+                registry: Registry) -> Node:
+    if not isinstance(item, Mapping) or "call" not in item:
+        raise FlowError("a node needs 'call: COMPONENT'", file=file, path=path,
+                        hint="write {call: NAME, in: {arg: tensor}, out: {key: tensor}}")
+    for key in item:
+        if key not in _NODE_KEYS:
+            raise FlowError(f"unknown node key '{key}'{suggestion(str(key), _NODE_KEYS)}",
+                            file=file, path=f"{path}.{key}", hint="node keys are: call, in, out, name")
+    call = str(item["call"])
+    component, _, method = call.partition(".")
+    if component not in components:
+        raise FlowError(f"unknown component '{component}'{suggestion(component, components)}",
+                        file=file, path=f"{path}.call",
+                        hint="components are: " + (", ".join(components) or "none"))
+    inputs = _mapping(item.get("in", {}), file, f"{path}.in")
+    target = components[component]
+    members = tuple(target.members) if isinstance(target, Group) else ()
+    specs = list(target.members.values()) if isinstance(target, Group) else [target]
+    kind = specs[0].kind if specs else None
+    if isinstance(target, Group) and target.kind is None:
+        raise FlowError("a group called by one node must hold one kind of component",
+                        file=file, path=f"{path}.call")
+    declared_outputs: tuple[str, ...] | None = None
+    for spec in specs:
+        factory = spec.factory(registry)
+        if method:
+            allowed = declared(factory, "flow_methods") or ()
+            if method not in allowed:
+                raise FlowError(f"{spec.kind} '{spec.name}' has no flow method '{method}'"
+                                f"{suggestion(method, allowed)}", file=file, path=f"{path}.call",
+                                hint="flow methods: " + (", ".join(allowed) or "none"))
+        _check_arguments(factory, spec, method, inputs, file, path)
+        outs = ("result",) if method else (() if spec.kind == "metric" else declared(factory, "outputs"))
+        if declared_outputs is None:
+            declared_outputs = outs
+    if "out" in item:
+        outputs = _mapping(item["out"], file, f"{path}.out")
+        if declared_outputs:
+            for key in outputs:
+                if key not in declared_outputs:
+                    raise FlowError(f"'{component}' returns no '{key}'{suggestion(key, declared_outputs)}",
+                                    file=file, path=f"{path}.out.{key}",
+                                    hint="it returns: " + ", ".join(declared_outputs))
+    elif kind == "metric":
+        outputs = {}
+    elif declared_outputs:
+        outputs = {k: k for k in declared_outputs}
+    else:
+        raise FlowError(f"'{component}' does not declare what it returns", file=file, path=path,
+                        hint="name its results with out: {KEY: TENSOR}")
+    return Node(index, component, method or None, inputs, outputs, path, kind, members)
+
+
+def _mapping(value: Any, file: str, path: str) -> dict[str, str]:
+    value = as_plain(value)
+    if isinstance(value, list):
+        value = {str(v): str(v) for v in value}
+    if not isinstance(value, Mapping):
+        raise FlowError("expected a mapping {argument: tensor} or a list of names", file=file, path=path)
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _check_arguments(factory: Any, spec: ComponentSpec, method: str | None, inputs: Mapping[str, str],
+                     file: str, path: str) -> None:
+    fn = call_target(factory, spec.kind, method)
+    info = call_parameters(fn) if fn is not None else None
+    if info is None:
+        return
+    names, required, takes_kwargs = info
+    if not takes_kwargs:
+        for arg in inputs:
+            if arg not in names:
+                raise FlowError(f"{spec.kind} '{spec.name}' takes no argument '{arg}'"
+                                f"{suggestion(arg, names)}", file=file, path=f"{path}.in.{arg}",
+                                hint="its arguments: " + ", ".join(names))
+    for arg in required:
+        if arg not in inputs:
+            raise FlowError(f"{spec.kind} '{spec.name}' needs argument '{arg}'", file=file,
+                            path=f"{path}.in", hint=f"add {arg}: TENSOR_NAME")
+
+
+def _order(nodes: list[Node], sources: frozenset[str], file: str) -> list[Node]:
+    """Topological order (stable); errors for unknown inputs, duplicate outputs and cycles."""
+    producer: dict[str, Node] = {}
+    for node in nodes:
+        for name in node.produces():
+            if name in producer:
+                raise FlowError(f"tensor '{name}' is produced twice (also by {producer[name].path})",
+                                file=file, path=f"{node.path}.out", hint="give one of them another name")
+            if name in sources:
+                raise FlowError(f"tensor '{name}' would overwrite the dataset's '{name}'", file=file,
+                                path=f"{node.path}.out", hint="map it to another name with out:")
+            producer[name] = node
+    known = set(sources) | set(producer)
+    for node in nodes:
+        for arg, name in node.inputs.items():
+            if name not in known:
+                raise FlowError(f"no one produces tensor '{name}'{suggestion(name, known)}", file=file,
+                                path=f"{node.path}.in.{arg}",
+                                hint="available: " + ", ".join(sorted(known)))
+    ordered: list[Node] = []
+    done: set[int] = set()
+    ready = set(sources)
+    while len(ordered) < len(nodes):
+        progress = False
+        for node in nodes:
+            if node.index in done:
+                continue
+            if all(name in ready for name in node.inputs.values()):
+                ordered.append(node)
+                done.add(node.index)
+                ready.update(node.produces())
+                progress = True
+                break
+        if not progress:
+            stuck = [n for n in nodes if n.index not in done]
+            names = " -> ".join(f"{n.component} ({n.path})" for n in stuck)
+            raise FlowError(f"the flow has a cycle: {names}", file=file, path=stuck[0].path,
+                            hint="a node cannot depend on its own output")
+    return ordered
+
+
+# -- execution ------------------------------------------------------------------------------
+MetricFactory = Callable[[str, str], Any]
+
+
+class FlowRunner:
+    """Execute a :class:`Flow` on batches; keeps metric accumulators per branch.
+
+    ``objects`` maps each component key to its built object, or for a group to a
+    ``{member: object}`` dict. Metric components are built per branch on first use
+    through ``make_metric(component_key, member)``.
+    """
+
+    def __init__(self, flow: Flow, objects: Mapping[str, Any],
+                 make_metric: MetricFactory | None = None) -> None:
+        self.flow = flow
+        self.objects = objects
+        self.make_metric = make_metric
+        self.metrics: dict[str, dict[str, Any]] = {}
+
+    def __call__(self, batch: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+        """Run the flow; returns ``{branch: tensors}`` (one branch ``""`` without fan-out)."""
+        branches: dict[str, dict[str, Any]] = {"": dict(batch)}
+        for node in self.flow.nodes:
+            target = self.objects[node.component]
+            labels = node.members or (None,)
+            new: dict[str, dict[str, Any]] = {}
+            for branch, env in branches.items():
+                kwargs = {arg: env[name] for arg, name in node.inputs.items()}
+                for member in labels:
+                    if node.is_metric:
+                        metric = self._metric(branch, node.component, member)
+                        metric.update(**kwargs)
+                        continue
+                    obj = target[member] if member is not None else target
+                    fn = getattr(obj, node.method) if node.method else obj
+                    result = _as_dict(fn(**kwargs))
+                    if node.forks:
+                        label = f"{branch}/{member}" if branch else str(member)
+                        out_env = new.setdefault(label, dict(env))
+                    else:
+                        out_env = env
+                    for key, name in node.outputs.items():
+                        out_env[name] = result[key]
+            if node.forks:
+                branches = new
+        return branches
+
+    def _metric(self, branch: str, component: str, member: str | None) -> Any:
+        label = member or component
+        per_branch = self.metrics.setdefault(branch, {})
+        if label not in per_branch:
+            if self.make_metric is None:
+                target = self.objects[component]
+                per_branch[label] = target[member] if member is not None else target
+            else:
+                per_branch[label] = self.make_metric(component, member)
+        return per_branch[label]
+
+    def compute(self) -> dict[str, dict[str, float]]:
+        """``{branch: {metric: value}}`` from every metric accumulated so far."""
+        out: dict[str, dict[str, float]] = {}
+        for branch, metrics in self.metrics.items():
+            row: dict[str, float] = {}
+            for metric in metrics.values():
+                row.update({k: float(v) for k, v in metric.compute().items()})
+            out[branch or "-"] = row
+        return out
+
+    def reset(self) -> None:
+        self.metrics.clear()
+
+
+def _as_dict(result: Any) -> dict[str, Any]:
+    if isinstance(result, Mapping):
+        return dict(result)
+    if result is None:
+        return {}
+    return {"result": result}

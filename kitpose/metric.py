@@ -1,0 +1,60 @@
+"""A base class for metrics that accumulate over batches and across DDP ranks.
+
+Subclasses call :meth:`Metric.accumulate` in ``update`` with per-sample tensors and
+read them back, concatenated over every batch (and every process when
+``torch.distributed`` is initialised), with :meth:`Metric.gathered` in ``compute``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+class Metric:
+    """Accumulate per-sample tensors; reduce them in :meth:`compute`.
+
+    The call contract: ``update(**tensors)`` for each batch, ``compute()`` returns
+    ``{name: float}``, ``per_joint()`` returns ``{name: [float per joint]}`` (optional),
+    ``reset()`` forgets everything.
+    """
+
+    #: flow nodes that call a metric produce no tensors
+    outputs: tuple[str, ...] = ()
+
+    def __init__(self) -> None:
+        self._state: dict[str, list[Any]] = {}
+
+    def accumulate(self, **tensors: Any) -> None:
+        """Store detached CPU copies of per-sample tensors (first dimension = samples)."""
+        for name, value in tensors.items():
+            self._state.setdefault(name, []).append(value.detach().to("cpu"))
+
+    def gathered(self, name: str) -> Any:
+        """Every stored batch of ``name`` concatenated, across processes when distributed."""
+        import torch
+        import torch.distributed as dist
+
+        parts = self._state.get(name, [])
+        local = torch.cat(parts) if parts else torch.empty(0)
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            everyone: list[Any] = [None] * dist.get_world_size()
+            dist.all_gather_object(everyone, local)
+            local = torch.cat([t for t in everyone if t.numel()]) if any(t.numel() for t in everyone) \
+                else local
+        return local
+
+    def count(self) -> int:
+        parts = next(iter(self._state.values()), [])
+        return int(sum(len(p) for p in parts))
+
+    def reset(self) -> None:
+        self._state.clear()
+
+    def update(self, **tensors: Any) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def compute(self) -> dict[str, float]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def per_joint(self) -> dict[str, list[float]]:
+        """Per-joint values of the headline numbers; empty when a metric has none."""
+        return {}

@@ -1,0 +1,70 @@
+"""The monitor contract: what the engine tells monitors, and when.
+
+Monitors are components of kind ``monitor`` listed under ``monitors:`` in a recipe.
+The engine calls them on the process that writes the run directory (rank 0) and
+wraps every call: a monitor that raises is reported once and never stops a run.
+Subclass :class:`Monitor` and override what you need.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class RunInfo:
+    """Facts about a run, given to :meth:`Monitor.on_start`."""
+
+    name: str
+    dir: Path
+    recipe: dict[str, Any]
+    epochs: int
+    steps_per_epoch: int
+    start_epoch: int = 0
+    joint_names: tuple[str, ...] = ()
+    skeleton: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch
+
+
+@dataclass
+class Snapshot:
+    """A few validation samples and what the model made of them (CPU numpy arrays).
+
+    ``image`` [N, C, H, W] float in [0, 1]; ``keypoints`` [N, K, 2] and ``visible``
+    [N, K] ground truth in image pixels; ``predictions`` ``{branch: [N, K, 2]}`` in
+    image pixels, one per decoder; ``heatmaps`` [N, K, h, w] predicted and
+    ``target_heatmaps`` the encoder's targets, when the flow produces them.
+    """
+
+    image: Any
+    keypoints: Any
+    visible: Any
+    predictions: dict[str, Any] = field(default_factory=dict)
+    heatmaps: Any = None
+    target_heatmaps: Any = None
+    skeleton: tuple[tuple[int, int], ...] = ()
+
+
+class Monitor:
+    """Base class: every hook does nothing."""
+
+    def on_start(self, run: RunInfo) -> None:
+        """The run starts (or resumes at ``run.start_epoch``)."""
+
+    def on_step(self, step: int, epoch: int, scalars: Mapping[str, float]) -> None:
+        """After a logged training step: ``loss`` and its parts, ``lr``, ``images_per_s``."""
+
+    def on_epoch(self, epoch: int, metrics: Mapping[str, Mapping[str, float]],
+                 snapshot: Snapshot | None = None) -> None:
+        """After validation: ``{branch: {metric: value}}`` (a branch per decoder)."""
+
+    def on_end(self, results: Mapping[str, Mapping[str, float]], table: str) -> None:
+        """After the test: the results per decoder, and the Markdown table."""
+
+    def close(self) -> None:
+        """Release resources; called once, also when the run fails."""

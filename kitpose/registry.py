@@ -1,0 +1,238 @@
+"""Per-kind tables of named components, filled by plugins.
+
+Plugins register ``name -> "module:attribute"`` references; the module is imported
+only when the component is first built (or when its summary is asked for), so that
+``import kitpose`` and ``kitpose check`` stay fast. :meth:`Registry.build` checks the
+parameters against the factory's signature *before* calling it, so a typo in a recipe
+fails with a did-you-mean instead of a deep ``TypeError``.
+"""
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from kitpose.errors import ParameterError, PluginError, UnknownComponentError, suggestion
+
+KINDS: tuple[str, ...] = (
+    "dataset", "transform", "backbone", "head", "encoder", "decoder",
+    "loss", "metric", "monitor", "optimizer", "scheduler",
+)
+
+
+@dataclass
+class Entry:
+    """One registered component: where it comes from and how to make it."""
+
+    kind: str
+    name: str
+    target: str | Callable[..., Any]
+    plugin: str
+    dist: str = ""
+    summary_text: str | None = None
+    _factory: Callable[..., Any] | None = field(default=None, repr=False)
+
+    @property
+    def provider(self) -> str:
+        """``plugin (distribution)``: who registered this name."""
+        return f"{self.plugin} ({self.dist})" if self.dist and self.dist != self.plugin else self.plugin
+
+    def load(self) -> Callable[..., Any]:
+        """Import and return the factory (class or function); cached after the first call."""
+        if self._factory is None:
+            if callable(self.target):
+                self._factory = self.target
+            else:
+                module_name, _, attr = str(self.target).partition(":")
+                try:
+                    obj: Any = importlib.import_module(module_name)
+                    for part in attr.split(".") if attr else ():
+                        obj = getattr(obj, part)
+                except Exception as exc:  # report the plugin, not a raw traceback
+                    raise PluginError(
+                        f"{self.kind} '{self.name}' from plugin {self.provider} cannot be "
+                        f"imported from '{self.target}': {type(exc).__name__}: {exc}",
+                        hint="reinstall or block that plugin with -p no:" + self.plugin,
+                    ) from exc
+                self._factory = obj
+        return self._factory
+
+    @property
+    def summary(self) -> str:
+        """The given summary, else the first line of the factory's docstring."""
+        if self.summary_text is not None:
+            return self.summary_text
+        try:
+            doc = inspect.getdoc(self.load()) or ""
+        except PluginError as exc:
+            return f"(broken: {exc.message})"
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
+def signature_of(factory: Callable[..., Any]) -> inspect.Signature | None:
+    """The signature a factory is called with, or ``None`` when it cannot be read."""
+    try:
+        return inspect.signature(factory)
+    except (TypeError, ValueError):
+        return None
+
+
+def check_parameters(factory: Callable[..., Any], params: Mapping[str, Any], *, n_args: int = 0,
+                     what: str = "component") -> None:
+    """Raise :class:`ParameterError` when ``params`` do not fit ``factory``'s signature.
+
+    ``n_args`` positional arguments are supplied by code (for example the model
+    parameters an optimizer receives) and fill the first positional parameters.
+    """
+    sig = signature_of(factory)
+    if sig is None:
+        return
+    parameters = list(sig.parameters.values())
+    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    filled = {p.name for p in positional[:n_args]}
+    named = [p.name for p in parameters
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in filled]
+    if not takes_kwargs:
+        for key in params:
+            if key not in named:
+                valid = ", ".join(named) or "none"
+                raise ParameterError(
+                    f"{what} has no parameter '{key}'{suggestion(key, named)}",
+                    hint=f"valid parameters: {valid}")
+    missing = [p.name for p in parameters
+               if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+               and p.name not in filled and p.name not in params]
+    if missing:
+        raise ParameterError(f"{what} needs parameter '{missing[0]}'",
+                             hint=f"add {missing[0]}: VALUE")
+
+
+class Registry:
+    """One table of named components per kind.
+
+    Each kind also has a shortcut method, so a plugin writes
+    ``registry.decoder("dark", "pkg.dark:DarkDecoder")``.
+    """
+
+    def __init__(self) -> None:
+        self._tables: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
+        self._staging: list[Entry] | None = None
+        self._provider: tuple[str, str] = ("user", "")
+
+    # -- registration -------------------------------------------------------------
+    def register(self, kind: str, name: str, target: str | Callable[..., Any], *,
+                 summary: str | None = None) -> None:
+        """Register ``name`` for ``kind``; ``target`` is ``"module:attr"`` or a callable."""
+        if kind not in self._tables:
+            raise PluginError(f"unknown component kind '{kind}'{suggestion(kind, KINDS)}",
+                              hint="kinds are: " + ", ".join(KINDS))
+        if not isinstance(name, str) or not name or not name.replace("_", "").replace("-", "").isalnum():
+            raise PluginError(f"invalid {kind} name {name!r}",
+                              hint="use letters, digits, '_' and '-'")
+        if isinstance(target, str) and ":" not in target:
+            raise PluginError(f"{kind} '{name}': target {target!r} is not 'module:attribute'")
+        plugin, dist = self._provider
+        entry = Entry(kind, name, target, plugin, dist, summary)
+        if self._staging is not None:
+            self._staging.append(entry)
+        else:
+            self._commit([entry])
+
+    def _commit(self, entries: list[Entry]) -> None:
+        seen: dict[tuple[str, str], Entry] = {}
+        for entry in entries:
+            key = (entry.kind, entry.name)
+            other = self._tables[entry.kind].get(entry.name) or seen.get(key)
+            if other is not None:
+                raise PluginError(
+                    f"{entry.kind} '{entry.name}' is registered twice: by {other.provider} "
+                    f"and by {entry.provider}",
+                    hint=f"rename one, or block one with -p no:{entry.plugin}")
+            seen[key] = entry
+        for entry in entries:
+            self._tables[entry.kind][entry.name] = entry
+
+    @contextmanager
+    def providing(self, plugin: str, dist: str = "") -> Iterator[None]:
+        """Attribute registrations to ``plugin``; keep all of them or, on error, none."""
+        previous, self._provider, self._staging = self._provider, (plugin, dist), []
+        try:
+            yield
+            self._commit(self._staging)
+        finally:
+            self._provider, self._staging = previous, None
+
+    def unregister(self, kind: str, name: str) -> None:
+        """Remove a name (tests and interactive use)."""
+        self._tables[kind].pop(name, None)
+
+    # -- look-up ------------------------------------------------------------------
+    def _table(self, kind: str) -> dict[str, Entry]:
+        if kind not in self._tables:
+            raise UnknownComponentError(f"unknown component kind '{kind}'{suggestion(kind, KINDS)}",
+                                        hint="kinds are: " + ", ".join(KINDS))
+        return self._tables[kind]
+
+    def get(self, kind: str, name: str) -> Entry:
+        """The entry for ``name``, or an error listing what exists."""
+        table = self._table(kind)
+        if name in table:
+            return table[name]
+        elsewhere = [k for k in KINDS if name in self._tables[k]]
+        if elsewhere:
+            hint = f"'{name}' is a {elsewhere[0]}, not a {kind}"
+        else:
+            listing = ", ".join(f"{n} [{e.plugin}]" for n, e in sorted(table.items())) or "none"
+            hint = f"available {kind}s: {listing}"
+        raise UnknownComponentError(f"unknown {kind} '{name}'{suggestion(name, table)}", hint=hint)
+
+    def find(self, name: str) -> list[Entry]:
+        """Every entry called ``name``, whatever its kind."""
+        return [t[name] for t in self._tables.values() if name in t]
+
+    def names(self, kind: str) -> list[str]:
+        """Sorted names registered for ``kind``."""
+        return sorted(self._table(kind))
+
+    def entries(self, kind: str | None = None, pattern: str | None = None) -> list[Entry]:
+        """Entries of one kind (or all), optionally filtered by a glob on the name."""
+        kinds = [kind] if kind else list(KINDS)
+        out: list[Entry] = []
+        for k in kinds:
+            out.extend(e for n, e in sorted(self._table(k).items())
+                       if pattern is None or fnmatch.fnmatchcase(n, pattern))
+        return out
+
+    # -- building -----------------------------------------------------------------
+    def check(self, kind: str, name: str, params: Mapping[str, Any] | None = None, *,
+              n_args: int = 0) -> Entry:
+        """Resolve ``name`` and check ``params`` against its factory without building it."""
+        entry = self.get(kind, name)
+        check_parameters(entry.load(), dict(params or {}), n_args=n_args, what=f"{kind} '{name}'")
+        return entry
+
+    def build(self, kind: str, name: str, /, *args: Any, **params: Any) -> Any:
+        """Build component ``name`` of ``kind``; ``args`` come from code, ``params`` from users."""
+        entry = self.check(kind, name, params, n_args=len(args))
+        return entry.load()(*args, **params)
+
+
+def _add_kind_shortcuts() -> None:
+    def shortcut(kind: str) -> Callable[..., None]:
+        def register_kind(self: Registry, name: str, target: str | Callable[..., Any], *,
+                          summary: str | None = None) -> None:
+            self.register(kind, name, target, summary=summary)
+        register_kind.__name__ = kind
+        register_kind.__doc__ = f"Register a {kind}: ``registry.{kind}(name, 'module:attr')``."
+        return register_kind
+
+    for kind in KINDS:
+        setattr(Registry, kind, shortcut(kind))
+
+
+_add_kind_shortcuts()

@@ -1,0 +1,7 @@
+"""Built-in plugin 'hrnet' (being written)."""
+from kitpose import hookimpl
+
+
+@hookimpl
+def kitpose_register(registry):
+    pass
