@@ -72,6 +72,19 @@ class Flow:
     def components(self) -> list[str]:
         return list(dict.fromkeys(n.component for n in self.nodes))
 
+    def split_at(self, tensor: str) -> tuple[list[Node], list[Node]]:
+        """The nodes ``tensor`` depends on (in order), and every other node."""
+        producer = {name: node for node in self.nodes for name in node.produces()}
+        needed: set[int] = set()
+        stack = [tensor]
+        while stack:
+            node = producer.get(stack.pop())
+            if node is not None and node.index not in needed:
+                needed.add(node.index)
+                stack.extend(node.inputs.values())
+        before = [n for n in self.nodes if n.index in needed]
+        return before, [n for n in self.nodes if n.index not in needed]
+
     def produced(self) -> set[str]:
         names = set(self.sources)
         for node in self.nodes:
@@ -240,9 +253,12 @@ class FlowRunner:
 
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         """Run the flow; returns ``{branch: tensors}`` (one branch ``""`` without fan-out)."""
-        branches: dict[str, dict[str, Any]] = {"": dict(batch)}
-        for node in self.flow.nodes:
-            target = self.objects[node.component]
+        return self.run({"": dict(batch)}, self.flow.nodes)
+
+    def run(self, branches: dict[str, dict[str, Any]], nodes: Iterable[Node]) -> dict[str, dict[str, Any]]:
+        """Run ``nodes`` (a part of the flow, in order) on existing branches."""
+        for node in nodes:
+            target = None if node.is_metric else self.objects[node.component]
             labels = node.members or (None,)
             new: dict[str, dict[str, Any]] = {}
             for branch, env in branches.items():

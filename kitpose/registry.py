@@ -24,6 +24,11 @@ KINDS: tuple[str, ...] = (
 )
 
 
+def plural(kind: str) -> str:
+    """``decoder`` -> ``decoders``, ``loss`` -> ``losses``."""
+    return kind + ("es" if kind.endswith("s") else "s")
+
+
 @dataclass
 class Entry:
     """One registered component: where it comes from and how to make it."""
@@ -188,7 +193,7 @@ class Registry:
             hint = f"'{name}' is a {elsewhere[0]}, not a {kind}"
         else:
             listing = ", ".join(f"{n} [{e.plugin}]" for n, e in sorted(table.items())) or "none"
-            hint = f"available {kind}s: {listing}"
+            hint = f"available {plural(kind)}: {listing}"
         raise UnknownComponentError(f"unknown {kind} '{name}'{suggestion(name, table)}", hint=hint)
 
     def find(self, name: str) -> list[Entry]:

@@ -1,0 +1,102 @@
+"""Checkpoints: written atomically, read with ``weights_only=True``.
+
+A checkpoint is a dict of tensors and plain Python values only, so it loads
+without unpickling arbitrary objects. RNG states are stored as tensors and lists.
+"""
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from kitpose.errors import RunError
+
+
+def save_atomic(obj: dict[str, Any], path: Path) -> None:
+    """Write ``obj`` to a temporary file next to ``path`` and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Load a checkpoint safely; errors name the file."""
+    if not path.is_file():
+        raise RunError("checkpoint not found", file=str(path), hint="check the run directory")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise RunError(f"cannot read checkpoint: {type(exc).__name__}: {str(exc).splitlines()[0]}",
+                       file=str(path), hint="the file is damaged or not a kitpose checkpoint") from None
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch random states, as checkpoint-safe values."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": _tuples_to_lists(random.getstate()),
+        "numpy": [kind, torch.from_numpy(np.asarray(keys, dtype=np.int64)), int(pos), int(has_gauss),
+                  float(cached)],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(_lists_to_tuples(state["python"]))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def load_model_state(module: torch.nn.Module, state: dict[str, Any], *, file: str) -> None:
+    """Load weights; a checkpoint of another recipe fails listing the mismatched keys."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or shapes:
+        parts = []
+        if missing:
+            parts.append(f"missing {_few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected {_few(unexpected)}")
+        if shapes:
+            parts.append(f"shape differs for {_few(shapes)}")
+        raise RunError("checkpoint does not fit this recipe's model: " + "; ".join(parts), file=file,
+                       hint="was it written by another recipe?")
+    module.load_state_dict(state)
+
+
+def _few(keys: list[str], n: int = 4) -> str:
+    more = f" (+{len(keys) - n} more)" if len(keys) > n else ""
+    return ", ".join(keys[:n]) + more
+
+
+def _tuples_to_lists(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_tuples_to_lists(v) for v in value]
+    return value
+
+
+def _lists_to_tuples(value: Any) -> Any:
+    if isinstance(value, list):
+        return tuple(_lists_to_tuples(v) for v in value)
+    return value

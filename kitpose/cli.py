@@ -1,0 +1,175 @@
+"""The ``kitpose`` command line (also ``python -m kitpose``).
+
+User mistakes exit with code 2 and one line on stderr; ``--debug`` shows the
+traceback. Plugins add sub-commands through the ``kitpose_add_commands`` hook.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from kitpose import __version__
+from kitpose.errors import KitposeError
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", help="path to a YAML recipe, e.g. recipes/hrnet_dark.yaml")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="override recipe keys (train.epochs=2); +key=v adds a key, ~key removes one")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser with the core commands (plugin commands are added by :func:`main`)."""
+    parser = argparse.ArgumentParser(
+        prog="kitpose", description="A model kit for heatmap-based keypoint estimation.")
+    parser.add_argument("--version", action="version", version=f"kitpose {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument("-p", dest="plugins", action="append", default=[], metavar="NAME",
+                        help="load plugin NAME (module or entry point); -p no:NAME blocks it")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="train, validate and test as a recipe says")
+    _add_recipe_args(run)
+    run.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_DIR",
+                     help="continue a run (default: the latest run of this recipe)")
+    run.add_argument("--run-dir", default=None, help="write the run here instead of runs/<name>/<time>/")
+    run.set_defaults(handler=cmd_run)
+
+    check = sub.add_parser("check", help="resolve and validate a recipe without training")
+    _add_recipe_args(check)
+    check.set_defaults(handler=cmd_check)
+
+    show = sub.add_parser("show", help="print the merged, resolved recipe")
+    _add_recipe_args(show)
+    show.add_argument("--unresolved", action="store_true", help="keep ${...} interpolations")
+    show.set_defaults(handler=cmd_show)
+
+    lst = sub.add_parser("list", help="list registered components")
+    lst.add_argument("kind", nargs="?", help="only this kind (decoder, encoder, ...)")
+    lst.add_argument("--filter", dest="pattern", default=None, metavar="GLOB", help="only names matching GLOB")
+    lst.set_defaults(handler=cmd_list)
+
+    plugins = sub.add_parser("plugins", help="list plugins with their distributions and status")
+    plugins.set_defaults(handler=cmd_plugins)
+    return parser
+
+
+# -- commands -------------------------------------------------------------------------------
+def cmd_run(args: argparse.Namespace) -> int:
+    from kitpose.engine import run_recipe
+
+    run_recipe(args.recipe, args.overrides, resume=args.resume, run_dir=args.run_dir)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import time
+
+    from kitpose.plan import check_recipe
+
+    start = time.perf_counter()
+    plan = check_recipe(args.recipe, args.overrides)
+    took = time.perf_counter() - start
+    print(f"{plan.recipe.file}: ok ({plan.summary()}) in {took:.2f} s")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from kitpose.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    sys.stdout.write(recipe.given() if args.unresolved else recipe.resolved_yaml())
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from kitpose.plugins import get_registry
+    from kitpose.registry import KINDS, plural
+
+    registry = get_registry()
+    kinds = [args.kind] if args.kind else list(KINDS)
+    for kind in kinds:
+        entries = registry.entries(kind, args.pattern)
+        if args.kind is None and args.pattern and not entries:
+            continue
+        print(f"{plural(kind)}:" if not args.kind else f"{plural(kind)} ({len(entries)}):")
+        if not entries:
+            print("  (none)")
+        width = max((len(e.name) for e in entries), default=0)
+        for e in entries:
+            print(f"  {e.name:<{width}}  {e.summary}  [{e.provider}]")
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from kitpose.plugins import get_plugin_manager
+
+    manager = get_plugin_manager()
+    infos = manager.plugin_infos()
+    width = max((len(i.name) for i in infos), default=0)
+    for info in infos:
+        dist = f"{info.dist} {info.version}".strip() or "-"
+        line = f"{info.name:<{width}}  {info.status:<7}  {dist}  {info.module}"
+        if info.error:
+            line += f"  ({info.error})"
+        print(line)
+    return 0
+
+
+# -- entry point ----------------------------------------------------------------------------
+def _plugin_options(argv: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``-p`` values, read before the parser exists (plugins may add commands)."""
+    blocked, extra = [], []
+    it = iter(argv)
+    for arg in it:
+        value = None
+        if arg == "-p":
+            value = next(it, None)
+        elif arg.startswith("-p") and len(arg) > 2:
+            value = arg[2:]
+        if value is None:
+            continue
+        if value.startswith("no:"):
+            blocked.append(value[3:])
+        else:
+            extra.append(value)
+    return blocked, extra
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or bool(os.environ.get("KITPOSE_DEBUG"))
+    try:
+        from kitpose import plugins
+
+        blocked, extra = _plugin_options(argv)
+        plugins.configure(blocked=blocked, extra=extra)
+        parser = build_parser()
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        plugins.get_plugin_manager().call_each("kitpose_add_commands", subparsers=subparsers)
+        args = parser.parse_args(argv)
+        handler: Any = getattr(args, "handler", None)
+        if handler is None:
+            parser.print_help()
+            return EXIT_USAGE
+        code = handler(args)
+        return int(code or 0)
+    except KitposeError as exc:
+        if debug:
+            raise
+        print(f"kitpose: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("kitpose: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

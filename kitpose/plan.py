@@ -1,0 +1,166 @@
+"""A checked plan of a run: everything in a recipe resolved and validated, nothing built.
+
+``kitpose check`` stops here; ``kitpose run`` builds from the plan. Checking reads
+component classes (to see their signatures and declared outputs) but builds no
+dataset or model.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kitpose.components import ComponentSpec, Group, parse_components, parse_spec
+from kitpose.data import SPLITS, SplitSpec, parse_split, split_sources
+from kitpose.errors import RecipeError, suggestion
+from kitpose.flow import Flow, parse_flow
+from kitpose.plugins import get_registry
+from kitpose.recipe import Recipe, load_recipe
+from kitpose.registry import Registry
+
+#: keys of the train / val / test sections, with their defaults
+SECTION_KEYS: dict[str, dict[str, Any]] = {
+    "train": {"epochs": 1, "steps": None, "optimizer": {"use": "adam", "lr": 1e-3}, "scheduler": None,
+              "scheduler_interval": "epoch", "clip_grad": None, "objective": "loss", "log_every": 10},
+    "val": {"every": 1, "metric": None, "branch": None, "mode": "max", "snapshot": 4,
+            "show": {"keypoints": "pred_keypoints", "heatmaps": "heatmaps", "target": "target"}},
+    "test": {"checkpoint": "best", "flip": False, "flip_heatmaps": "heatmaps", "flip_encoder": "encoder"},
+}
+DEFAULT_MONITORS = {"console": {"use": "console"}, "jsonl": {"use": "jsonl"}}
+
+
+@dataclass
+class Plan:
+    """What a recipe asks for, checked."""
+
+    recipe: Recipe
+    registry: Registry
+    components: dict[str, ComponentSpec | Group]
+    monitors: dict[str, ComponentSpec]
+    splits: dict[str, SplitSpec]
+    flows: dict[str, Flow]
+    settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    optimizer: ComponentSpec | None = None
+    scheduler: ComponentSpec | None = None
+
+    def summary(self) -> str:
+        flows = ", ".join(self.flows) or "none"
+        return (f"{len(self.components)} components, {len(self.splits)} splits, flows: {flows}")
+
+    def flow_for(self, stage: str) -> Flow | None:
+        """The flow a stage runs: ``val`` falls back to the ``test`` flow."""
+        if stage == "val" and "val" not in self.flows:
+            return self.flows.get("test")
+        return self.flows.get(stage)
+
+
+def section(recipe: Recipe, name: str) -> dict[str, Any]:
+    """A train/val/test section with defaults filled in; unknown keys are errors."""
+    defaults = SECTION_KEYS[name]
+    raw = recipe.select(name, default={}) or {}
+    if not isinstance(raw, Mapping):
+        raise RecipeError(f"'{name}' must be a mapping", file=recipe.file, path=name)
+    for key in raw:
+        if key not in defaults:
+            raise RecipeError(f"unknown key '{key}'{suggestion(str(key), defaults)}", file=recipe.file,
+                              path=f"{name}.{key}", hint="keys are: " + ", ".join(defaults))
+    merged = {**defaults, **raw}
+    if isinstance(defaults.get("show"), dict):
+        merged["show"] = {**defaults["show"], **(raw.get("show") or {})}
+    return merged
+
+
+def check_recipe(path: str, overrides: Iterable[str] = (), *, registry: Registry | None = None) -> Plan:
+    """Load and validate a recipe into a :class:`Plan` (builds nothing heavy)."""
+    recipe = load_recipe(path, overrides)
+    return plan_recipe(recipe, registry=registry)
+
+
+def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
+    registry = registry or get_registry()
+    recipe.resolved()  # interpolation errors surface here, with their path
+    components = parse_components(recipe, registry)
+    for spec in _specs(components):
+        spec.check(registry)
+    raw_monitors = recipe.select("monitors", default=None)
+    if raw_monitors is None:
+        monitors_raw = DEFAULT_MONITORS
+        monitors = {k: parse_spec(v, f"monitors.{k}", registry, kind="monitor", file=recipe.file, key=k)
+                    for k, v in monitors_raw.items()}
+    else:
+        parsed = parse_components(recipe, registry, "monitors", kind="monitor")
+        monitors = {}
+        for key, item in parsed.items():
+            if isinstance(item, Group):
+                raise RecipeError("monitors cannot be grouped", file=recipe.file, path=f"monitors.{key}")
+            monitors[key] = item
+    for spec in monitors.values():
+        spec.check(registry)
+
+    settings = {name: section(recipe, name) for name in SECTION_KEYS}
+    splits = {}
+    data = recipe.select("data", default={}) or {}
+    for key in data:
+        if key not in SPLITS:
+            raise RecipeError(f"unknown split '{key}'{suggestion(str(key), SPLITS)}", file=recipe.file,
+                              path=f"data.{key}", hint="splits are: " + ", ".join(SPLITS))
+        splits[key] = parse_split(recipe, registry, key)
+
+    raw_flows = recipe.select("flows", default={}) or {}
+    for key in raw_flows:
+        if key not in SPLITS:
+            raise RecipeError(f"unknown flow '{key}'{suggestion(str(key), SPLITS)}", file=recipe.file,
+                              path=f"flows.{key}", hint="flows are: train, val, test")
+    flows: dict[str, Flow] = {}
+    for stage in SPLITS:
+        if stage not in raw_flows:
+            continue
+        data_split = splits.get(stage)
+        if data_split is None:
+            raise RecipeError(f"flows.{stage} has no data", file=recipe.file, path=f"data.{stage}",
+                              hint=f"add data.{stage}, or remove flows.{stage}")
+        flows[stage] = parse_flow(recipe, stage, components, registry, split_sources(data_split, registry))
+    if "val" in splits and "val" not in flows:
+        if "test" not in flows:
+            raise RecipeError("data.val has no flow", file=recipe.file, path="flows",
+                              hint="add flows.val (or flows.test, which validation then uses)")
+        flows["val"] = parse_flow(recipe, "test", components, registry, split_sources(splits["val"], registry))
+    if "train" in flows and flows["train"].forks:
+        raise RecipeError("a train flow cannot fan out over a group", file=recipe.file, path="flows.train",
+                          hint="call single components in flows.train; groups belong in val/test flows")
+    if "train" in flows:
+        objective = settings["train"]["objective"]
+        if objective not in flows["train"].produced():
+            raise RecipeError(f"the train flow produces no '{objective}' to minimise", file=recipe.file,
+                              path="flows.train", hint="call a loss in flows.train or set train.objective")
+
+    optimizer = scheduler = None
+    if "train" in flows:
+        optimizer = parse_spec(settings["train"]["optimizer"], "train.optimizer", registry,
+                               kind="optimizer", file=recipe.file)
+        optimizer.check(registry, n_args=1)
+        if settings["train"]["scheduler"]:
+            scheduler = parse_spec(settings["train"]["scheduler"], "train.scheduler", registry,
+                                   kind="scheduler", file=recipe.file)
+            scheduler.check(registry, n_args=1)
+    if settings["test"]["flip"] and "test" in flows:
+        _check_flip(recipe, settings["test"], components, flows["test"])
+    return Plan(recipe, registry, components, monitors, splits, flows, settings, optimizer, scheduler)
+
+
+def _check_flip(recipe: Recipe, test: Mapping[str, Any], components: Mapping[str, Any], flow: Flow) -> None:
+    if test["flip_encoder"] not in components:
+        raise RecipeError(f"flip test needs component '{test['flip_encoder']}' with flip_back",
+                          file=recipe.file, path="test.flip_encoder",
+                          hint="name the encoder component, e.g. test.flip_encoder=encoder")
+    if test["flip_heatmaps"] not in flow.produced():
+        raise RecipeError(f"flip test: the test flow produces no '{test['flip_heatmaps']}'",
+                          file=recipe.file, path="test.flip_heatmaps",
+                          hint="name the predicted heatmaps tensor")
+
+
+def _specs(components: Mapping[str, ComponentSpec | Group]) -> list[ComponentSpec]:
+    out: list[ComponentSpec] = []
+    for item in components.values():
+        out.extend(item.members.values() if isinstance(item, Group) else [item])
+    return out

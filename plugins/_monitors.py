@@ -1,0 +1,103 @@
+"""Console progress (tqdm on a terminal, plain lines otherwise) and ``metrics.jsonl``."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from kitpose.monitor import Monitor, RunInfo, Snapshot
+
+
+def _format(scalars: Mapping[str, float], keys: tuple[str, ...] | None = None) -> str:
+    items = [(k, v) for k, v in scalars.items() if keys is None or k in keys]
+    return " ".join(f"{k}={v:.4g}" for k, v in items)
+
+
+class ConsoleMonitor(Monitor):
+    """Progress bar with loss, speed and ETA on a terminal; plain lines when output is not a TTY."""
+
+    def __init__(self, every: int = 0, stream: str = "stderr", bar: bool | None = None) -> None:
+        self.every = int(every)
+        self.stream: IO[str] = sys.stderr if stream == "stderr" else sys.stdout
+        self.use_bar = self.stream.isatty() if bar is None else bool(bar)
+        self.bar: Any = None
+        self.total = 0
+        self.start = time.perf_counter()
+        self.last_line = 0.0
+
+    def on_start(self, run: RunInfo) -> None:
+        self.total = run.total_steps
+        done = run.start_epoch * run.steps_per_epoch
+        print(f"kitpose: run {run.name} -> {run.dir} ({run.epochs} epochs x {run.steps_per_epoch} steps)",
+              file=self.stream, flush=True)
+        if self.use_bar and self.total:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, initial=done, file=self.stream, unit="step",
+                            dynamic_ncols=True, desc="train")
+
+    def on_step(self, step: int, epoch: int, scalars: Mapping[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.n = step
+            self.bar.set_postfix_str(_format(scalars, ("loss", "lr", "images_per_s")), refresh=True)
+            return
+        now = time.perf_counter()
+        if self.every and step % self.every != 0:
+            return
+        if not self.every and now - self.last_line < 5.0 and step != self.total:
+            return
+        self.last_line = now
+        elapsed = now - self.start
+        eta = elapsed / max(step, 1) * max(self.total - step, 0)
+        print(f"epoch {epoch + 1} step {step}/{self.total} {_format(scalars)} eta {eta:.0f}s",
+              file=self.stream, flush=True)
+
+    def on_epoch(self, epoch: int, metrics: Mapping[str, Mapping[str, float]],
+                 snapshot: Snapshot | None = None) -> None:
+        lines = [f"  {branch}: {_format(values)}" for branch, values in metrics.items()]
+        text = f"epoch {epoch} validation\n" + "\n".join(lines)
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class JsonlMonitor(Monitor):
+    """Append one JSON line per logged step and per validation to ``metrics.jsonl`` in the run directory."""
+
+    def __init__(self, file: str = "metrics.jsonl") -> None:
+        self.file = file
+        self.handle: IO[str] | None = None
+
+    def on_start(self, run: RunInfo) -> None:
+        path = Path(run.dir) / self.file
+        self.handle = path.open("a", encoding="utf-8")
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self.handle is not None:
+            record["time"] = round(time.time(), 3)
+            self.handle.write(json.dumps(record) + "\n")
+            self.handle.flush()
+
+    def on_step(self, step: int, epoch: int, scalars: Mapping[str, float]) -> None:
+        self._write({"kind": "step", "step": step, "epoch": epoch + 1, **scalars})
+
+    def on_epoch(self, epoch: int, metrics: Mapping[str, Mapping[str, float]],
+                 snapshot: Snapshot | None = None) -> None:
+        self._write({"kind": "val", "epoch": epoch, "metrics": metrics})
+
+    def on_end(self, results: Mapping[str, Mapping[str, float]], table: str) -> None:
+        self._write({"kind": "test", "metrics": results})
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.close()
+            self.handle = None
