@@ -119,7 +119,8 @@ def _parse_node(file: str, path: str, index: int, item: Any, components: Mapping
             raise FlowError(f"unknown node key '{key}'{suggestion(str(key), _NODE_KEYS)}",
                             file=file, path=f"{path}.{key}", hint="node keys are: call, in, out, name")
     call = str(item["call"])
-    component, _, method = call.partition(".")
+    component, _, method_name = call.partition(".")
+    method = method_name or None
     if component not in components:
         raise FlowError(f"unknown component '{component}'{suggestion(component, components)}",
                         file=file, path=f"{path}.call",

@@ -46,6 +46,25 @@ TOP_LEVEL: dict[str, str] = {
 #: Resolvers a recipe may use in ``${...}`` interpolations. None of them runs code.
 ALLOWED_RESOLVERS = frozenset({"oc.env", "oc.select", "oc.dict.keys", "oc.dict.values"})
 
+class _Loader(yaml.SafeLoader):
+    """YAML 1.1 safe loader that also reads ``2e-3`` and ``1e5`` as floats (as YAML 1.2 does)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."))
+
+
+def parse_yaml(text: str) -> Any:
+    """Parse YAML safely (no tags that build objects)."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 _RESOLVER_RE = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
 _FORBIDDEN_KEYS = {"_target_", "_call_", "_partial_", "_args_"}
 
@@ -97,7 +116,7 @@ def read_yaml(path: Path) -> DictConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"cannot read: {exc}", file=str(path)) from None
     try:
-        data = yaml.safe_load(text)
+        data = parse_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
@@ -126,7 +145,7 @@ def find_base(name: str, including: Path, search_dirs: Sequence[Path]) -> Path:
             if (folder / candidate).is_file():
                 return folder / candidate
     searched = ", ".join(str(p) for p in [including.parent, *search_dirs])
-    raise RecipeError(f"extends: base recipe '{name}' not found", file=str(including),
+    raise RecipeError(f"base recipe '{name}' not found", file=str(including),
                       path="extends", hint=f"searched {searched}")
 
 
@@ -212,7 +231,7 @@ def apply_overrides(recipe: Recipe, overrides: Iterable[str]) -> None:
         if not add:
             _require_key(recipe, key, item)
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = parse_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         try:

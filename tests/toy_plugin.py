@@ -98,13 +98,21 @@ class Peak:
 
 
 class Mse(nn.Module):
-    """Weighted heatmap MSE."""
+    """Weighted heatmap MSE (``nan_at_call`` makes call N return NaN, for tests)."""
 
     outputs = ("loss", "mse")
 
+    def __init__(self, nan_at_call: int = 0) -> None:
+        super().__init__()
+        self.nan_at_call = nan_at_call
+        self.calls = 0
+
     def forward(self, pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> dict:
+        self.calls += 1
         per_joint = ((pred - target) ** 2).mean((-1, -2)) * weights
         loss = per_joint.mean()
+        if self.nan_at_call and self.calls == self.nan_at_call:
+            loss = loss * float("nan")
         return {"loss": loss, "mse": loss.detach()}
 
 
@@ -122,7 +130,7 @@ class Distance(Metric):
 
     def compute(self) -> dict:
         v = self.gathered("visible")
-        return {"EPE": float((self.gathered("distance") * v).sum() / v.sum()),
+        return {"N": float(v.shape[0]), "EPE": float((self.gathered("distance") * v).sum() / v.sum()),
                 f"PCK@{self.threshold}": float((self.gathered("correct") * v).sum() / v.sum())}
 
 
@@ -136,8 +144,25 @@ class Boom:
         raise RuntimeError("boom")
 
 
+class Stopper:
+    """A monitor that interrupts (like Ctrl-C) or kills (SIGKILL) its process at a step."""
+
+    def __init__(self, at_step: int, how: str = "interrupt") -> None:
+        self.at_step, self.how = at_step, how
+
+    def on_step(self, step, epoch, scalars):
+        if step == self.at_step:
+            if self.how == "kill":
+                import os
+                import signal
+
+                os.kill(os.getpid(), signal.SIGKILL)
+            raise KeyboardInterrupt
+
+
 @hookimpl
 def kitpose_register(registry):
+    registry.monitor("toy_stopper", Stopper)
     registry.dataset("toy_blobs", Blobs)
     registry.backbone("toy_net", TinyNet)
     registry.encoder("toy_targets", Targets)

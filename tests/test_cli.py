@@ -1,0 +1,54 @@
+"""The command line: one clear line and exit code 2 for every user mistake."""
+import pytest
+
+import kitpose
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["check", "{recipe}", "components.model.use=toy_nett"], "components.model.use: unknown component 'toy_nett' (did you mean 'toy_net'?)"),
+    (["check", "{recipe}", "+components.model.in_chanels=3"], "components.model.in_chanels: backbone 'toy_net' has no parameter 'in_chanels' (did you mean 'in_channels'?)"),
+    (["check", "{recipe}", "train.epoch=3"], "no key 'train.epoch' (did you mean 'epochs'?)"),
+    (["check", "{recipe}", "flows.train[2].in.target=nobody"], "flows.train[2].in.target: no one produces tensor 'nobody'"),
+    (["check", "{recipe}", "flows.train[1].in.image=target", "flows.train[0].in.keypoints=heatmaps"], "cycle"),
+    (["check", "missing.yaml"], "missing.yaml: recipe not found"),
+    (["run", "{recipe}", "val.mode=max", "+components.evil._target_=os.system"], "'_target_' is refused"),
+])
+def test_user_mistakes_exit_2_with_one_line(cli, toy_recipe, args, fragment):
+    result = cli(*[a.replace("{recipe}", str(toy_recipe)) for a in args])
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("kitpose: error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_bad_yaml_and_missing_base(cli, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kitpose: 1\ncomponents: {a: [1, 2}\n")
+    result = cli("check", str(bad))
+    assert result.returncode == 2 and "bad.yaml:2:" in result.stderr and "invalid YAML" in result.stderr
+    child = tmp_path / "child.yaml"
+    child.write_text("kitpose: 1\nextends: [base/nowhere.yaml]\n")
+    result = cli("check", str(child))
+    assert result.returncode == 2 and "base recipe 'base/nowhere.yaml' not found" in result.stderr
+
+
+def test_debug_shows_the_traceback(cli, toy_recipe):
+    result = cli("--debug", "check", str(toy_recipe), "components.model.use=nope")
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+def test_version_list_plugins_show_check(cli, toy_recipe):
+    assert cli("--version").stdout.strip() == f"kitpose {kitpose.__version__}"
+    listing = cli("list").stdout
+    for heading in ("datasets:", "transforms:", "backbones:", "heads:", "encoders:", "decoders:", "losses:",
+                    "metrics:", "monitors:", "optimizers:", "schedulers:"):
+        assert heading in listing
+    assert "toy_peak" in cli("list", "decoder", "--filter", "toy_*").stdout
+    assert "optim" in cli("plugins").stdout
+    shown = cli("show", str(toy_recipe), "train.epochs=9")
+    assert "epochs: 9" in shown.stdout and "${" not in shown.stdout
+    assert "${vars.size}" in cli("show", "--unresolved", str(toy_recipe)).stdout
+    checked = cli("check", str(toy_recipe))
+    assert checked.returncode == 0 and "ok" in checked.stdout
