@@ -42,11 +42,10 @@ class ComponentSpec:
             raise
 
     def path_for(self, exc: KitposeError) -> str:
-        message = exc.message
-        for key in self.params:
-            if f"'{key}'" in message:
-                return f"{self.path}.{key}"
-        return f"{self.path}.use"
+        param = getattr(exc, "param", None)
+        if param is not None:
+            return f"{self.path}.{param}"
+        return self.path if hasattr(exc, "param") else f"{self.path}.use"
 
     def build(self, registry: Registry, *args: Any) -> Any:
         """Build the component; errors name the recipe path."""

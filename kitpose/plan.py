@@ -15,17 +15,9 @@ from kitpose.data import SPLITS, SplitSpec, parse_split, split_sources
 from kitpose.errors import RecipeError, suggestion
 from kitpose.flow import Flow, parse_flow
 from kitpose.plugins import get_registry
-from kitpose.recipe import Recipe, load_recipe
+from kitpose.recipe import DEFAULTS, Recipe, load_recipe
 from kitpose.registry import Registry
 
-#: keys of the train / val / test sections, with their defaults
-SECTION_KEYS: dict[str, dict[str, Any]] = {
-    "train": {"epochs": 1, "steps": None, "optimizer": {"use": "adam", "lr": 1e-3}, "scheduler": None,
-              "scheduler_interval": "epoch", "clip_grad": None, "objective": "loss", "log_every": 10},
-    "val": {"every": 1, "metric": None, "branch": None, "mode": "max", "snapshot": 4,
-            "show": {"keypoints": "pred_keypoints", "heatmaps": "heatmaps", "target": "target"}},
-    "test": {"checkpoint": "best", "flip": False, "flip_heatmaps": "heatmaps", "flip_encoder": "encoder"},
-}
 DEFAULT_MONITORS = {"console": {"use": "console"}, "jsonl": {"use": "jsonl"}}
 
 
@@ -56,7 +48,7 @@ class Plan:
 
 def section(recipe: Recipe, name: str) -> dict[str, Any]:
     """A train/val/test section with defaults filled in; unknown keys are errors."""
-    defaults = SECTION_KEYS[name]
+    defaults = DEFAULTS[name]
     raw = recipe.select(name, default={}) or {}
     if not isinstance(raw, Mapping):
         raise RecipeError(f"'{name}' must be a mapping", file=recipe.file, path=name)
@@ -97,7 +89,7 @@ def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
     for spec in monitors.values():
         spec.check(registry)
 
-    settings = {name: section(recipe, name) for name in SECTION_KEYS}
+    settings = {name: section(recipe, name) for name in ("train", "val", "test")}
     splits = {}
     data = recipe.select("data", default={}) or {}
     for key in data:

@@ -43,6 +43,20 @@ TOP_LEVEL: dict[str, str] = {
     "vars": "free-form values for interpolation, e.g. ${vars.joints}",
 }
 
+#: Settings every recipe has; a recipe (or ``key=value``) overrides them.
+DEFAULTS: dict[str, Any] = {
+    "seed": 0,
+    "device": "auto",
+    "deterministic": False,
+    "amp": None,
+    "runs_dir": "runs",
+    "train": {"epochs": 1, "steps": None, "optimizer": {"use": "adam", "lr": 1e-3}, "scheduler": None,
+              "scheduler_interval": "epoch", "clip_grad": None, "objective": "loss", "log_every": 10},
+    "val": {"every": 1, "metric": None, "branch": None, "mode": "max", "snapshot": 4,
+            "show": {"keypoints": "pred_keypoints", "heatmaps": "heatmaps", "target": "target"}},
+    "test": {"checkpoint": "best", "flip": False, "flip_heatmaps": "heatmaps", "flip_encoder": "encoder"},
+}
+
 #: Resolvers a recipe may use in ``${...}`` interpolations. None of them runs code.
 ALLOWED_RESOLVERS = frozenset({"oc.env", "oc.select", "oc.dict.keys", "oc.dict.values"})
 
@@ -188,7 +202,10 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = (), *,
         raise RecipeError("recipe not found", file=str(path),
                           hint="give the path to a .yaml recipe, e.g. recipes/hrnet_dark.yaml")
     sources: list[str] = []
-    config = _load_merged(path, dirs, (), sources)
+    own = _load_merged(path, dirs, (), sources)
+    config = OmegaConf.merge(OmegaConf.create(DEFAULTS), own)
+    if "optimizer" in (own.get("train") or {}):  # a recipe's optimizer replaces the default whole
+        config.train.optimizer = own.train.optimizer
     recipe = Recipe(config, file=str(path), sources=sources, overrides=list(overrides))
     apply_overrides(recipe, recipe.overrides)
     validate(recipe)

@@ -106,15 +106,17 @@ def check_parameters(factory: Callable[..., Any], params: Mapping[str, Any], *, 
         for key in params:
             if key not in named:
                 valid = ", ".join(named) or "none"
-                raise ParameterError(
-                    f"{what} has no parameter '{key}'{suggestion(key, named)}",
-                    hint=f"valid parameters: {valid}")
+                error = ParameterError(f"{what} has no parameter '{key}'{suggestion(key, named)}",
+                                       hint=f"valid parameters: {valid}")
+                error.param = key
+                raise error
     missing = [p.name for p in parameters
                if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
                and p.name not in filled and p.name not in params]
     if missing:
-        raise ParameterError(f"{what} needs parameter '{missing[0]}'",
-                             hint=f"add {missing[0]}: VALUE")
+        error = ParameterError(f"{what} needs parameter '{missing[0]}'", hint=f"add {missing[0]}: VALUE")
+        error.param = None
+        raise error
 
 
 class Registry:

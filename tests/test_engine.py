@@ -1,0 +1,119 @@
+"""The engine: run directories, determinism, resume, NaN, monitors, checkpoints, DDP."""
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import kitpose_env, run_cli
+from kitpose.engine import run_recipe
+from kitpose.errors import RunError
+
+
+def results(folder):
+    with open(folder / "results.csv") as handle:
+        return {row["decoder"]: row for row in csv.DictReader(handle)}
+
+
+def test_run_writes_the_whole_run_directory(toy_recipe, tmp_path):
+    out = run_recipe(str(toy_recipe), ["train.epochs=2"], run_dir=str(tmp_path / "run"))
+    run = tmp_path / "run"
+    for name in ("recipe.yaml", "recipe.resolved.yaml", "run.json", "run.log", "metrics.jsonl",
+                 "results.md", "results.csv", "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert (run / name).is_file(), name
+    assert set(out) == {"peak", "shifted"}
+    assert out["peak"]["N"] == 16  # every test sample scored once
+    table = results(run)
+    assert float(table["peak"]["EPE"]) == pytest.approx(out["peak"]["EPE"])
+    lines = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [l["epoch"] for l in lines if l["kind"] == "val"] == [1, 2]
+    assert lines[-1]["kind"] == "test"
+    info = json.loads((run / "run.json").read_text())
+    assert any(p["name"] == "optim" and p["status"] == "loaded" for p in info["plugins"])
+    assert "${vars.size}" in (run / "recipe.yaml").read_text()
+    assert "${" not in (run / "recipe.resolved.yaml").read_text()
+
+
+def test_default_run_directory_layout(toy_recipe, tmp_path):
+    run_recipe(str(toy_recipe), ["train.epochs=1", f"+runs_dir={tmp_path}"])
+    runs = list((tmp_path / "toy").iterdir())
+    assert len(runs) == 1 and (runs[0] / "results.md").is_file()
+
+
+def test_deterministic_runs_give_identical_metrics(toy_recipe, tmp_path):
+    a = run_recipe(str(toy_recipe), ["+deterministic=true"], run_dir=str(tmp_path / "a"))
+    b = run_recipe(str(toy_recipe), ["+deterministic=true"], run_dir=str(tmp_path / "b"))
+    assert a == b
+
+
+@pytest.mark.parametrize("how", ["interrupt", "kill"])
+def test_resume_after_interruption_matches_an_uninterrupted_run(toy_recipe, tmp_path, how):
+    base = ["train.epochs=3", "+deterministic=true"]
+    whole = run_cli("run", str(toy_recipe), *base, "--run-dir", str(tmp_path / "whole"))
+    assert whole.returncode == 0, whole.stderr
+    stopper = ["+monitors.stop={use: toy_stopper, at_step: 6, how: %s}" % how]
+    cut = run_cli("run", str(toy_recipe), *base, *stopper, "--run-dir", str(tmp_path / "cut"))
+    assert cut.returncode != 0
+    if how == "interrupt":
+        assert cut.returncode == 130
+        assert f"--resume {tmp_path / 'cut'}" in cut.stderr
+    assert (tmp_path / "cut" / "checkpoints" / "last.pt").is_file()
+    assert not (tmp_path / "cut" / "results.csv").exists()
+    resumed = run_cli("run", str(toy_recipe), *base, "--resume", str(tmp_path / "cut"))
+    assert resumed.returncode == 0, resumed.stderr
+    assert results(tmp_path / "cut") == results(tmp_path / "whole")
+
+
+def test_nan_loss_stops_with_the_step_and_keeps_the_last_checkpoint(toy_recipe, tmp_path):
+    with pytest.raises(RunError, match=r"loss is nan at step 6 \(epoch 2\)"):
+        run_recipe(str(toy_recipe), ["+components.loss.nan_at_call=6", "train.epochs=3"], run_dir=str(tmp_path))
+    import torch
+
+    last = torch.load(tmp_path / "checkpoints" / "last.pt", weights_only=True)
+    assert last["state"]["epoch"] == 1  # the good state after epoch 1
+
+
+def test_failing_monitor_is_reported_once_and_training_goes_on(toy_recipe, tmp_path, capsys):
+    out = run_recipe(str(toy_recipe), ["+monitors.boom={use: toy_boom}", "train.log_every=1"],
+                     run_dir=str(tmp_path))
+    assert "peak" in out
+    err = capsys.readouterr().err
+    assert err.count("monitor 'boom' failed") == 1
+
+
+def test_checkpoint_of_another_recipe_lists_mismatched_keys(toy_recipe, tmp_path):
+    run_recipe(str(toy_recipe), ["train.epochs=1"], run_dir=str(tmp_path / "a"))
+    with pytest.raises(RunError, match=r"does not fit this recipe's model: .*shape differs for parts.model"):
+        run_recipe(str(toy_recipe), ["train.epochs=2", "+components.model.width=4"], resume=str(tmp_path / "a"))
+
+
+def test_unwritable_run_directory_fails_before_training(toy_recipe, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(RunError, match="cannot write the run directory"):
+        run_recipe(str(toy_recipe), [], run_dir=str(blocker / "run"))
+
+
+def test_nothing_to_resume(toy_recipe, tmp_path):
+    with pytest.raises(RunError, match="nothing to resume"):
+        run_recipe(str(toy_recipe), [], resume=str(tmp_path))
+
+
+def test_flip_test_averages_with_the_encoders_flip_back(toy_recipe, tmp_path):
+    out = run_recipe(str(toy_recipe), ["test.flip=true", "train.epochs=1"], run_dir=str(tmp_path))
+    assert out["peak"]["N"] == 16
+
+
+def test_ddp_with_two_cpu_processes(toy_recipe, tmp_path):
+    torchrun = shutil.which("torchrun", path=str(__import__("pathlib").Path(sys.executable).parent))
+    assert torchrun, "torchrun comes with torch"
+    result = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "kitpose", "run", str(toy_recipe),
+         "--run-dir", str(tmp_path / "ddp")],
+        env=kitpose_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = results(tmp_path / "ddp")
+    assert float(table["peak"]["N"]) == 16  # both ranks' halves gathered
+    assert result.stdout.count("Test results") == 1  # only rank 0 reports and writes
