@@ -393,7 +393,8 @@ class Run:
                 autocast = torch.autocast("cuda", dtype=self.amp) if self.amp else nullcontext()
                 with autocast:
                     env = self.trainer(**batch)
-                loss = env[objective]
+                loss = env[objective] if isinstance(objective, str) else \
+                    sum(float(weight) * env[name] for name, weight in objective.items())
                 if not torch.isfinite(loss.detach()).all():
                     raise RunError(f"the loss is {loss.item()} at step {self.state.step + 1} "
                                    f"(epoch {epoch + 1}); the last good checkpoint is kept",

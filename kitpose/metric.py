@@ -21,19 +21,19 @@ class Metric:
     outputs: tuple[str, ...] = ()
 
     def __init__(self) -> None:
-        self._state: dict[str, list[Any]] = {}
+        self._accumulated: dict[str, list[Any]] = {}
 
     def accumulate(self, **tensors: Any) -> None:
         """Store detached CPU copies of per-sample tensors (first dimension = samples)."""
         for name, value in tensors.items():
-            self._state.setdefault(name, []).append(value.detach().to("cpu"))
+            self._accumulated.setdefault(name, []).append(value.detach().to("cpu"))
 
     def gathered(self, name: str) -> Any:
         """Every stored batch of ``name`` concatenated, across processes when distributed."""
         import torch
         import torch.distributed as dist
 
-        parts = self._state.get(name, [])
+        parts = self._accumulated.get(name, [])
         local = torch.cat(parts) if parts else torch.empty(0)
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
             everyone: list[Any] = [None] * dist.get_world_size()
@@ -43,11 +43,11 @@ class Metric:
         return local
 
     def count(self) -> int:
-        parts = next(iter(self._state.values()), [])
+        parts = next(iter(self._accumulated.values()), [])
         return int(sum(len(p) for p in parts))
 
     def reset(self) -> None:
-        self._state.clear()
+        self._accumulated.clear()
 
     def update(self, **tensors: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -122,9 +122,14 @@ def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
                           hint="call single components in flows.train; groups belong in val/test flows")
     if "train" in flows:
         objective = settings["train"]["objective"]
-        if objective not in flows["train"].produced():
-            raise RecipeError(f"the train flow produces no '{objective}' to minimise", file=recipe.file,
-                              path="flows.train", hint="call a loss in flows.train or set train.objective")
+        terms = [objective] if isinstance(objective, str) else list(objective or {})
+        if not terms:
+            raise RecipeError("train.objective is empty", file=recipe.file, path="train.objective",
+                              hint="name the loss tensor, or map several to weights {loss_a: 1.0, loss_b: 0.5}")
+        for term in terms:
+            if term not in flows["train"].produced():
+                raise RecipeError(f"the train flow produces no '{term}' to minimise", file=recipe.file,
+                                  path="train.objective", hint="call a loss in flows.train or set train.objective")
 
     optimizer = scheduler = None
     if "train" in flows:
