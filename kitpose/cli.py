@@ -57,6 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     plugins = sub.add_parser("plugins", help="list plugins with their distributions and status")
     plugins.set_defaults(handler=cmd_plugins)
+
+    from kitpose.scaffold import KINDS as TEMPLATE_KINDS
+
+    new = sub.add_parser("new-plugin", help="write a ready-to-install plugin package for one component")
+    new.add_argument("name", help="the component's registered name, e.g. median (package kitpose-median)")
+    new.add_argument("--kind", default="decoder", metavar="KIND",
+                     help="component kind: " + ", ".join(TEMPLATE_KINDS) + " (default: decoder)")
+    new.add_argument("--dir", dest="directory", default=".", help="folder to write kitpose-NAME/ into (default: .)")
+    new.set_defaults(handler=cmd_new_plugin)
     return parser
 
 
@@ -119,6 +128,15 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         if info.error:
             line += f"  ({info.error})"
         print(line)
+    return 0
+
+
+def cmd_new_plugin(args: argparse.Namespace) -> int:
+    from kitpose.scaffold import new_plugin
+
+    root = new_plugin(args.name, args.kind, args.directory)
+    print(f"wrote {root}")
+    print(f"next: cd {root} && pip install -e \".[test]\" && pytest")
     return 0
 
 

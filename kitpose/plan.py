@@ -93,6 +93,8 @@ def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
     splits = {}
     data = recipe.select("data", default={}) or {}
     for key in data:
+        if key == "root":  # where the data lives; recipes interpolate ${data.root}
+            continue
         if key not in SPLITS:
             raise RecipeError(f"unknown split '{key}'{suggestion(str(key), SPLITS)}", file=recipe.file,
                               path=f"data.{key}", hint="splits are: " + ", ".join(SPLITS))

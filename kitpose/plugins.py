@@ -83,10 +83,19 @@ class PluginManager(pluggy.PluginManager):
             autoload = not os.environ.get(AUTOLOAD_ENV)
         extra = list(extra) + [p for p in os.environ.get(PLUGINS_ENV, "").split(",") if p.strip()]
         extra = [p.strip() for p in extra]
+        owners: dict[str, str] = {}
         for ep in _entry_points():
             dist, version = _dist_of(ep)
+            if ep.name in owners:
+                if owners[ep.name] != dist:  # two distributions claim one plugin name
+                    clash = PluginInfo(f"{ep.name}@{dist or '?'}", ep.value, dist, version)
+                    self.infos[clash.name] = clash
+                    self._broken(clash, f"plugin name '{ep.name}' is already used by {owners[ep.name]}; "
+                                        f"rename the entry point (e.g. {_suggest_name(dist, ep.name)})")
+                continue
+            owners[ep.name] = dist
             info = PluginInfo(ep.name, ep.value, dist, version)
-            self.infos.setdefault(ep.name, info)
+            self.infos[ep.name] = info
             if ep.name in blocked or ep.value in blocked:
                 info.status = "blocked"
             elif not autoload and dist != BUILTIN_DIST and ep.name not in extra:
@@ -154,12 +163,14 @@ class PluginManager(pluggy.PluginManager):
 
 
 def _entry_points() -> list[metadata.EntryPoint]:
-    eps = metadata.entry_points(group=GROUP)
-    # One distribution can be seen twice (an editable install plus a stale egg-info).
-    unique = {}
-    for ep in eps:
-        unique.setdefault(ep.name, ep)
-    return list(unique.values())
+    """Entry points of the group, kitpose's own first (so a clash blames the newcomer)."""
+    eps = list(metadata.entry_points(group=GROUP))
+    return sorted(eps, key=lambda ep: _dist_of(ep)[0] != BUILTIN_DIST)
+
+
+def _suggest_name(dist: str, name: str) -> str:
+    prefix = (dist or "plugin").replace("-", "_").lower()
+    return f"{prefix}_{name}"
 
 
 def _dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:

@@ -22,6 +22,7 @@ demo = "kp_demo.plugin"
 demo_broken = "kp_demo.broken"
 demo_typo = "kp_demo.typo"
 demo_clash = "kp_demo.clash"
+metrics = "kp_demo.clash"
 
 [tool.setuptools]
 packages = ["kp_demo"]
@@ -106,6 +107,9 @@ def test_broken_plugins_are_isolated_and_reported(site):
     assert "optimizer 'adam' is registered twice: by optim (kitpose" in rows["demo_clash"]
     assert "kitpose-thirdparty-demo 1.2.3" in rows["demo_clash"]
     assert "broken" in result.stderr  # told once on stderr as well
+    # an entry point named like a built-in plugin does not replace it
+    assert "loaded" in rows["metrics"] and "kitpose " in rows["metrics"]
+    assert "plugin name 'metrics' is already used by kitpose" in rows["metrics@kitpose-thirdparty-demo"]
 
 
 def test_third_party_component_runs_in_a_flow(site, toy_recipe, tmp_path):
