@@ -1,0 +1,63 @@
+"""The shipped recipes: every one checks, the dataset recipes run on the fixture files."""
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from kitpose.engine import run_recipe
+from kitpose.plan import check_recipe
+from kitpose.recipe import load_recipe
+
+RECIPES = sorted(p for p in (ROOT / "recipes").glob("*.yaml"))
+FIXTURES = ROOT / "tests" / "fixtures"
+SMALL_MODEL = ["components.backbone.variant=small", "vars.width=16", "train.steps=2"]
+
+
+def is_study(path: Path) -> bool:
+    return load_recipe(path).select("study") is not None
+
+
+@pytest.mark.parametrize("path", [p for p in RECIPES if not is_study(p)], ids=lambda p: p.name)
+def test_every_recipe_checks(path):
+    plan = check_recipe(str(path))
+    assert "test" in plan.flows and "train" in plan.flows
+
+
+@pytest.mark.parametrize("path", [p for p in RECIPES if is_study(p)], ids=lambda p: p.name)
+def test_every_study_run_checks(path):
+    for run in load_recipe(path).select("study.runs"):
+        check_recipe(str(path.parent / run["recipe"]), run.get("overrides") or [])
+
+
+def fixture_overrides(name: str, ann: str, images: str) -> list[str]:
+    out = []
+    for split in ("train", "val"):
+        out += [f"data.{split}.dataset.ann_file={FIXTURES / name / ann}",
+                f"data.{split}.dataset.image_dir={FIXTURES / name / images}",
+                f"data.{split}.workers=0", f"data.{split}.batch_size=2"]
+    return out
+
+
+def test_coco_recipe_runs_on_fixtures(tmp_path):
+    out = run_recipe(str(ROOT / "recipes" / "coco_hrnet_w32.yaml"),
+                     fixture_overrides("coco", "person_keypoints_tiny.json", "images") + SMALL_MODEL,
+                     run_dir=str(tmp_path))
+    assert set(out) == {"argmax", "standard", "com", "dark"}
+    assert 0.0 <= out["dark"]["AP"] <= 1.0
+    assert (tmp_path / "results.md").is_file()
+
+
+def test_mpii_recipe_runs_on_fixtures(tmp_path):
+    out = run_recipe(str(ROOT / "recipes" / "mpii_hrnet_w32.yaml"),
+                     fixture_overrides("mpii", "train_tiny.json", "images") + SMALL_MODEL,
+                     run_dir=str(tmp_path))
+    assert set(out["dark"]) >= {"PCKh@0.1", "PCKh@0.5", "RMSE", "EPE"}
+
+
+def test_default_recipe_runs_end_to_end_when_shrunk(tmp_path):
+    out = run_recipe(str(ROOT / "recipes" / "hrnet_dark.yaml"),
+                     ["train.epochs=1", "data.train.dataset.size=16", "data.val.dataset.size=8",
+                      "data.test.dataset.size=8", "data.train.batch_size=8"], run_dir=str(tmp_path))
+    assert list(out) == ["argmax", "standard", "com", "dark"]
+    for name in ("checkpoints/best.pt", "results.csv", "metrics.jsonl", "recipe.resolved.yaml"):
+        assert (tmp_path / name).is_file()
