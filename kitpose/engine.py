@@ -522,7 +522,7 @@ class Run:
             return value[:n].detach().float().cpu().numpy() if torch.is_tensor(value) else None
 
         first = next(iter(branches.values()))
-        predictions = {b or "-": cpu(env[show["keypoints"]]) for b, env in branches.items()
+        predictions = {b or "output": cpu(env[show["keypoints"]]) for b, env in branches.items()
                        if show["keypoints"] in env}
         return Snapshot(image=cpu(batch["image"]), keypoints=cpu(batch.get("keypoints")),
                         visible=cpu(batch.get("visible")), predictions=predictions,

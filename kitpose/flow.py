@@ -301,7 +301,7 @@ class FlowRunner:
             row: dict[str, float] = {}
             for metric in metrics.values():
                 row.update({k: float(v) for k, v in metric.compute().items()})
-            out[branch or "-"] = row
+            out[branch or "output"] = row
         return out
 
     def reset(self) -> None:
