@@ -31,7 +31,7 @@ from kitpose import __version__, checkpoint
 from kitpose import distributed as dist_utils
 from kitpose.components import ComponentSpec, Group
 from kitpose.data import PipelineDataset, build_split, collate
-from kitpose.errors import KitposeError, RunError
+from kitpose.errors import RunError
 from kitpose.flow import Flow, FlowRunner
 from kitpose.monitor import Monitor, RunInfo, Snapshot
 from kitpose.plan import Plan, check_recipe, plan_recipe
@@ -214,12 +214,6 @@ class Run:
             elif item.kind != "metric":
                 self.objects[key] = item.build(self.registry)
         self.module = FlowModule(self.objects).to(self.device)
-        for key, obj in self.objects.items():  # non-module components may hold tensors
-            if hasattr(obj, "to") and not isinstance(obj, nn.Module):
-                try:
-                    obj.to(self.device)
-                except Exception:  # a component with an unrelated 'to' method
-                    pass
         self.datasets: dict[str, PipelineDataset] = {}
         self.samplers: dict[str, Any] = {}
         self.loaders: dict[str, Any] = {}
@@ -577,7 +571,5 @@ def run_recipe(path: str, overrides: Iterable[str] = (), *, resume: str | None =
     run = Run(plan, run_dir=Path(run_dir) if run_dir else None, resume=resume_dir)
     try:
         return run.execute()
-    except KitposeError:
-        raise
     finally:
         dist_utils.shutdown()
