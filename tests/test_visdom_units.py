@@ -1,0 +1,247 @@
+"""The visdom plugin without a server: registration, recipe keys, absent or stuck servers, assets."""
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import kitpose
+from kitpose.errors import ParameterError
+from kitpose.monitor import RunInfo, Snapshot
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def run_info(tmp_path: Path) -> RunInfo:
+    return RunInfo(name="toy/20261121-090000", dir=tmp_path / "toy" / "20261121-090000", recipe={},
+                   epochs=2, steps_per_epoch=50, skeleton=((0, 1), (1, 2)))
+
+
+def tiny_snapshot() -> Snapshot:
+    rng = np.random.default_rng(1)
+    kp = rng.uniform(4, 28, (2, 3, 2)).astype(np.float32)
+    return Snapshot(image=rng.random((2, 3, 32, 32)).astype(np.float32), keypoints=kp,
+                    visible=np.ones((2, 3), np.float32), predictions={"dark": kp + 1},
+                    heatmaps=rng.random((2, 3, 8, 8)).astype(np.float32),
+                    target_heatmaps=rng.random((2, 3, 8, 8)).astype(np.float32))
+
+
+def visdom_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "kitpose.visdom" and r.levelno >= logging.WARNING]
+
+
+def run_hooks(monitor, tmp_path: Path, steps: int = 200) -> float:
+    """Call every hook as the engine does; returns the seconds spent inside hooks."""
+    spent = 0.0
+    started = time.perf_counter()
+    monitor.on_start(run_info(tmp_path))
+    spent += time.perf_counter() - started
+    for step in range(1, steps + 1):
+        started = time.perf_counter()
+        monitor.on_step(step, step // 100, {"loss": 1.0 / step, "lr": 0.001, "images_per_s": 90.0})
+        if step % 100 == 0:
+            monitor.on_epoch(step // 100, {"dark": {"pck": 0.5}}, tiny_snapshot())
+        spent += time.perf_counter() - started
+    started = time.perf_counter()
+    monitor.on_end({"dark": {"pck": 0.6}}, "| decoder | pck |\n|---|---|\n| dark | 0.6 |")
+    return spent + time.perf_counter() - started
+
+
+# -- registration --------------------------------------------------------------------------------
+def test_monitors_and_command_are_registered() -> None:
+    assert {"visdom", "figures"} <= set(kitpose.available("monitor"))
+    entry = kitpose.get_registry().get("monitor", "visdom")
+    assert entry.summary.startswith("Live curves")
+    done = subprocess.run([sys.executable, "-m", "kitpose", "visdom", "--help"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0
+    assert "--install-assets" in done.stdout and "--port" in done.stdout
+
+
+def test_hook_modules_import_nothing_heavy() -> None:
+    code = ("import sys, kitpose_plugins.visdom, kitpose_plugins.figures\n"
+            "heavy = [m for m in ('torch', 'cv2', 'visdom', 'numpy', 'matplotlib') if m in sys.modules]\n"
+            "print(','.join(heavy))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ""
+
+
+# -- recipe keys ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("params, message", [
+    ({"port": 70000}, "port must be a number from 1 to 65535"),
+    ({"every": 0}, "every must be a whole number"),
+    ({"env": "runs/x"}, "env must use letters"),
+    ({"interval": 0}, "interval must be a positive number"),
+    ({"password": "hunter2"}, "has no parameter 'password'"),  # credentials never come from a recipe
+    ({"imgaes": True}, "did you mean 'images'"),
+])
+def test_bad_recipe_keys_are_one_clear_error(params: dict, message: str) -> None:
+    with pytest.raises(ParameterError) as caught:
+        kitpose.build("monitor", "visdom", **params)
+    assert message in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_env_is_named_after_the_run(tmp_path: Path) -> None:
+    from kitpose_plugins._visdom_monitor import env_name
+
+    assert env_name(run_info(tmp_path)) == "toy-20261121-090000"
+    other = RunInfo(name="my run", dir=tmp_path / "x" / "20261121-120000", recipe={}, epochs=1, steps_per_epoch=1)
+    assert env_name(other) == "my-run-20261121-120000"
+
+
+# -- a server that is absent or stuck ------------------------------------------------------------------
+def test_absent_server_costs_nothing_and_is_said_once(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    monitor = kitpose.build("monitor", "visdom", port=free_port(), interval=0.05, timeout=1.0)
+    spent = run_hooks(monitor, tmp_path)
+    time.sleep(0.3)  # let the sender retry a few times
+    started = time.perf_counter()
+    monitor.close()
+    closing = time.perf_counter() - started
+    assert spent < 1.0 and closing < 3.0
+    warned = visdom_warnings(caplog)
+    assert len(warned) == 1
+    assert "no Visdom server" in warned[0] and "connection refused" in warned[0]
+
+
+def test_stuck_server_never_slows_the_hooks(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    # A socket that accepts connections but never answers: every request hangs.
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(64)
+    port = stuck.getsockname()[1]
+    try:
+        monitor = kitpose.build("monitor", "visdom", port=port, interval=0.05, timeout=0.5)
+        spent = run_hooks(monitor, tmp_path)
+        started = time.perf_counter()
+        monitor.close()
+        closing = time.perf_counter() - started
+    finally:
+        stuck.close()
+    assert spent < 1.0
+    assert closing < 2 * 0.5 + 1.5
+    warned = visdom_warnings(caplog)
+    assert len(warned) == 1 and "no answer within 0.5 s" in warned[0]
+
+
+def test_hooks_never_raise(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    monitor = kitpose.build("monitor", "visdom", port=free_port(), interval=0.05, timeout=0.5)
+    monitor.on_step(1, 0, {"loss": 1.0})  # before on_start: ignored
+    monitor.on_start(run_info(tmp_path))
+    monitor.on_step(2, 0, {"loss": "not a number"})
+    monitor.on_epoch(1, {"dark": {"pck": object()}}, None)
+    monitor.on_end({}, "")
+    monitor.close()
+    monitor.close()  # twice is harmless
+    failed = [w for w in visdom_warnings(caplog) if "failed and is skipped" in w]
+    assert any("on_step" in w for w in failed) and any("on_epoch" in w for w in failed)
+
+
+def test_a_client_that_cannot_start_is_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import kitpose_plugins._visdom_client as client_module
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("broken client")
+
+    monkeypatch.setattr(client_module, "Client", broken)
+    monitor = kitpose.build("monitor", "visdom", port=free_port(), interval=0.05)
+    run_hooks(monitor, tmp_path, steps=20)
+    monitor.close()
+    warned = visdom_warnings(caplog)
+    assert len(warned) == 1 and "RuntimeError: broken client" in warned[0]
+
+
+def test_sender_stops_even_while_a_request_hangs(tmp_path: Path) -> None:
+    stuck = socket.socket()
+    stuck.bind(("127.0.0.1", 0))
+    stuck.listen(8)
+    try:
+        monitor = kitpose.build("monitor", "visdom", port=stuck.getsockname()[1], timeout=0.5)
+        monitor.on_start(run_info(tmp_path))
+        monitor.close()
+        names = [t.name for t in threading.enumerate()]
+        deadline = time.monotonic() + 3
+        while any(n.startswith("kitpose-visdom-toy") for n in names) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            names = [t.name for t in threading.enumerate()]
+        assert not any(n.startswith("kitpose-visdom-toy") for n in names)
+    finally:
+        stuck.close()
+
+
+# -- text and curves ------------------------------------------------------------------------------------
+def test_results_table_becomes_escaped_html() -> None:
+    from kitpose_plugins._visdom_text import markdown_to_html
+
+    html = markdown_to_html("Best epoch 3\n\n| decoder | pck<b> |\n|:---|---:|\n| dark | 0.91 |\n| argmax | 0.88 |")
+    assert html.startswith("<pre>Best epoch 3</pre><table")
+    assert html.count("<tr>") == 3 and "pck&lt;b&gt;" in html and "<b>" not in html
+    assert re.search(r'text-align:right">0\.91</td>', html)
+
+
+def test_long_curves_are_thinned_not_dropped() -> None:
+    from kitpose_plugins._figures_series import Curves
+
+    curves = Curves(cap=100)
+    for step in range(1, 1001):
+        curves.add_step(step, {"loss": 1.0 / step, "lr": 0.1, "images_per_s": 10.0, "loss_aux": float("nan")})
+    series = curves.panels["loss"]["loss"]
+    assert len(series) <= 100
+    assert series.xs[0] == 1 and series.xs[-1] == 1000  # the whole run, at lower resolution
+    assert series.xs == sorted(series.xs)
+    assert "loss_aux" not in curves.panels["loss"]  # non-finite points are skipped
+    assert set(curves.panels) == {"loss", "lr", "throughput"}
+
+    resumed = Curves()
+    for step, value in ((1, 10.0), (2, 20.0), (3, 30.0), (4, 40.0), (5, 50.0), (3, 31.0), (4, 41.0)):
+        resumed.add("loss", "loss", step, value)  # a resumed run repeats steps 3 and 4
+    assert resumed.panels["loss"]["loss"].xs == [1, 2, 3, 4]
+    assert resumed.panels["loss"]["loss"].ys == [10.0, 20.0, 31.0, 41.0]
+
+
+def test_every_keeps_one_point_per_n_steps_whatever_the_log_interval() -> None:
+    from kitpose_plugins._figures_series import StepFilter
+
+    keep = StepFilter(10)
+    kept = [step for step in range(3, 61, 3) if keep(step)]  # logged every 3 steps
+    assert kept == [3, 15, 27, 39, 51]
+    assert keep(5)  # a resumed run starts again from an earlier step
+
+
+# -- page assets -------------------------------------------------------------------------------------------
+def test_assets_cover_every_file_visdom_pages_load() -> None:
+    from kitpose_plugins._visdom_assets import ASSETS, visdom_static_dir
+
+    static = visdom_static_dir()
+    wanted = set()
+    for page in ("index.html", "login.html"):
+        text = (static / page).read_text()
+        wanted |= set(re.findall(r"""static_url\(\s*["']([^"']+)["']\s*\)""", text))
+    wanted = {w for w in wanted if not w.startswith("../")}  # ../user/style.css is served by a handler
+    assert len(wanted) > 15
+    not_covered = sorted(w for w in wanted if w not in ASSETS and not (static / w).is_file())
+    assert not_covered == []
+    assert {spec for spec, _ in ASSETS.values()} >= {"jquery@3.1.1", "plotly.js-dist-min@2.11.1", "react@16.2.0"}
+
+
+def test_install_assets_explains_a_missing_npm(tmp_path: Path) -> None:
+    from kitpose.errors import KitposeError
+    from kitpose_plugins._visdom_assets import install_assets
+
+    with pytest.raises(KitposeError, match="npm pack did not run"):
+        install_assets(tmp_path / "static", npm=str(tmp_path / "no-such-npm"), echo=lambda _: None)
