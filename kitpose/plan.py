@@ -18,7 +18,8 @@ from kitpose.plugins import get_registry
 from kitpose.recipe import DEFAULTS, Recipe, load_recipe
 from kitpose.registry import Registry
 
-DEFAULT_MONITORS = {"console": {"use": "console"}, "jsonl": {"use": "jsonl"}}
+#: monitors every run has unless its recipe says ``NAME: null`` (those that are registered)
+DEFAULT_MONITORS = {"console": {"use": "console"}, "jsonl": {"use": "jsonl"}, "figures": {"use": "figures"}}
 
 
 @dataclass
@@ -74,18 +75,18 @@ def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
     components = parse_components(recipe, registry)
     for spec in _specs(components):
         spec.check(registry)
-    raw_monitors = recipe.select("monitors", default=None)
-    if raw_monitors is None:
-        monitors_raw = DEFAULT_MONITORS
-        monitors = {k: parse_spec(v, f"monitors.{k}", registry, kind="monitor", file=recipe.file, key=k)
-                    for k, v in monitors_raw.items()}
-    else:
-        parsed = parse_components(recipe, registry, "monitors", kind="monitor")
-        monitors = {}
-        for key, item in parsed.items():
-            if isinstance(item, Group):
-                raise RecipeError("monitors cannot be grouped", file=recipe.file, path=f"monitors.{key}")
-            monitors[key] = item
+    # the defaults, then the recipe's own monitors; `console: null` switches a default off
+    available = set(registry.names("monitor"))
+    monitors = {k: parse_spec(v, f"monitors.{k}", registry, kind="monitor", file=recipe.file, key=k)
+                for k, v in DEFAULT_MONITORS.items() if v["use"] in available}
+    raw_monitors = recipe.select("monitors", default=None) or {}
+    for key, item in parse_components(recipe, registry, "monitors", kind="monitor").items():
+        if isinstance(item, Group):
+            raise RecipeError("monitors cannot be grouped", file=recipe.file, path=f"monitors.{key}")
+        monitors[key] = item
+    for key, value in raw_monitors.items():
+        if value is None:
+            monitors.pop(key, None)
     for spec in monitors.values():
         spec.check(registry)
 
