@@ -172,7 +172,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser = build_parser()
         subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         plugins.get_plugin_manager().call_each("kitpose_add_commands", subparsers=subparsers)
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # overrides given after options: `kitpose run R --resume D key=value`
+            if hasattr(args, "overrides") and all(not e.startswith("-") for e in extra):
+                args.overrides = [*args.overrides, *extra]
+            else:
+                parser.error("unrecognized arguments: " + " ".join(extra))
         handler: Any = getattr(args, "handler", None)
         if handler is None:
             parser.print_help()

@@ -52,3 +52,11 @@ def test_version_list_plugins_show_check(cli, toy_recipe):
     assert "${vars.size}" in cli("show", "--unresolved", str(toy_recipe)).stdout
     checked = cli("check", str(toy_recipe))
     assert checked.returncode == 0 and "ok" in checked.stdout
+
+
+def test_overrides_after_options(cli, toy_recipe, tmp_path):
+    result = cli("run", str(toy_recipe), "--run-dir", str(tmp_path / "r"), "train.epochs=1")
+    assert result.returncode == 0, result.stderr
+    assert "epochs: 1" in (tmp_path / "r" / "recipe.yaml").read_text()
+    bad = cli("list", "--filter", "x", "--nope")
+    assert bad.returncode == 2 and "unrecognized arguments: --nope" in bad.stderr
