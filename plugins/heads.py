@@ -1,7 +1,10 @@
-"""Built-in plugin 'heads' (being written)."""
+"""Built-in plugin 'heads': 2D heatmap, 3D volumetric and direct-regression heads."""
 from kitpose import hookimpl
 
 
 @hookimpl
 def kitpose_register(registry):
-    pass
+    """Register ``head: heatmap``, ``head: volumetric`` and ``head: regression``."""
+    registry.head("heatmap", "kitpose_plugins._model_heads:HeatmapHead")
+    registry.head("volumetric", "kitpose_plugins._model_heads:VolumetricHead")
+    registry.head("regression", "kitpose_plugins._model_heads:RegressionHead")

@@ -1,7 +1,8 @@
-"""Built-in plugin 'hourglass' (being written)."""
+"""Built-in plugin 'hourglass': the Stacked Hourglass network."""
 from kitpose import hookimpl
 
 
 @hookimpl
 def kitpose_register(registry):
-    pass
+    """Register ``backbone: hourglass``."""
+    registry.backbone("hourglass", "kitpose_plugins._model_hourglass:StackedHourglass")

@@ -1,7 +1,8 @@
-"""Built-in plugin 'hrnet' (being written)."""
+"""Built-in plugin 'hrnet': the HRNet backbone (W32, W48 and a CPU-sized variant)."""
 from kitpose import hookimpl
 
 
 @hookimpl
 def kitpose_register(registry):
-    pass
+    """Register ``backbone: hrnet``."""
+    registry.backbone("hrnet", "kitpose_plugins._model_hrnet:HRNet")
