@@ -66,21 +66,27 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def state_mismatch(own: dict[str, Any], state: dict[str, Any]) -> list[str]:
+    """What keeps ``state`` from loading into a module whose state dict is ``own``, one phrase each."""
+    missing = [k for k in own if k not in state]  # in module order: the first is the telling one
+    unexpected = [k for k in state if k not in own]
+    shapes = [f"{k} {list(state[k].shape)} vs {list(own[k].shape)}"
+              for k in own if k in state and own[k].shape != state[k].shape]
+    parts = []
+    if missing:
+        parts.append(f"missing {_few(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {_few(unexpected)}")
+    if shapes:
+        parts.append(f"shape differs for {_few(shapes)}")
+    return parts
+
+
 def load_model_state(module: torch.nn.Module, state: dict[str, Any], *, file: str) -> None:
     """Load weights; a checkpoint of another recipe fails listing the mismatched keys."""
-    own = module.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    shapes = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or shapes:
-        parts = []
-        if missing:
-            parts.append(f"missing {_few(missing)}")
-        if unexpected:
-            parts.append(f"unexpected {_few(unexpected)}")
-        if shapes:
-            parts.append(f"shape differs for {_few(shapes)}")
-        raise RunError("checkpoint does not fit this recipe's model: " + "; ".join(parts), file=file,
+    problems = state_mismatch(module.state_dict(), state)
+    if problems:
+        raise RunError("checkpoint does not fit this recipe's model: " + "; ".join(problems), file=file,
                        hint="was it written by another recipe?")
     module.load_state_dict(state)
 

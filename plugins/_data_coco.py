@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from kitpose_plugins._data_io import SKIP_HINT, DataError, SkipCounter, read_image, read_json
+from kitpose_plugins._data_io import SKIP_HINT, DataError, SkipCounter, load_or_skip, read_image, read_json
 from kitpose_plugins._data_joints import COCO, COCO_SIGMAS
 
 NUM_JOINTS = 17
@@ -154,20 +154,8 @@ class CocoKeypoints:
         return f"CocoKeypoints({self.ann_file!r}, {len(self)} instances)"
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        n = len(self)
-        index = int(index) + (n if int(index) < 0 else 0)
-        if not 0 <= index < n:
-            raise IndexError(f"coco instance {index} out of range ({n})")
-        for attempt in range(n):
-            i = (index + attempt) % n
-            try:
-                return self._load(i)
-            except DataError as exc:
-                if not self.skip_invalid:
-                    raise
-                self.skipped.add(exc.message, f"{exc.file} ({exc.path})")
-        raise DataError("every instance was skipped: no image could be read", file=self.ann_file,
-                        hint="check image_dir")
+        return load_or_skip(self._load, index, len(self), skip=self.skip_invalid, counter=self.skipped,
+                            what="coco instance", file=self.ann_file)
 
     def _load(self, i: int) -> dict[str, Any]:
         image_id = int(self.image_ids[i])

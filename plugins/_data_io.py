@@ -60,6 +60,25 @@ def read_image(path: str | os.PathLike[str], record: str = "") -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def load_or_skip(load: Any, index: int, size: int, *, skip: bool, counter: "SkipCounter", what: str,
+                 file: str, reason: Any = None) -> dict[str, Any]:
+    """``load(index)``; when ``skip`` is set, a bad record is counted and the next one is loaded.
+
+    ``reason(error)`` names the kind of problem a skipped record had (default: its message).
+    """
+    index = int(index) + (size if int(index) < 0 else 0)
+    if not 0 <= index < size:
+        raise IndexError(f"{what} {index} out of range ({size})")
+    for attempt in range(size):
+        try:
+            return load((index + attempt) % size)
+        except DataError as exc:
+            if not skip:
+                raise
+            counter.add(reason(exc) if reason else exc.message, f"{exc.file} ({exc.path})")
+    raise DataError(f"every {what} was skipped: no usable image", file=file, hint="check image_dir")
+
+
 class SkipCounter:
     """Counts skipped records by reason; warns once per reason so a run log shows them."""
 

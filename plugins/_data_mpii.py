@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from kitpose_plugins._data_io import SKIP_HINT, DataError, SkipCounter, read_image, read_json
+from kitpose_plugins._data_io import SKIP_HINT, DataError, SkipCounter, load_or_skip, read_image, read_json
 from kitpose_plugins._data_joints import MPII
 
 NUM_JOINTS = 16
@@ -125,19 +125,9 @@ class MpiiJson:
         return f"MpiiJson({self.ann_file!r}, {len(self)} people)"
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        n = len(self)
-        index = int(index) + (n if int(index) < 0 else 0)
-        if not 0 <= index < n:
-            raise IndexError(f"mpii record {index} out of range ({n})")
-        for attempt in range(n):
-            i = (index + attempt) % n
-            try:
-                return self._load(i)
-            except DataError as exc:
-                if not self.skip_invalid:
-                    raise
-                self.skipped.add(exc.message.split(":")[0], f"{exc.file} ({exc.path})")
-        raise DataError("every record was skipped: no usable image", file=self.ann_file, hint="check image_dir")
+        return load_or_skip(self._load, index, len(self), skip=self.skip_invalid, counter=self.skipped,
+                            what="mpii record", file=self.ann_file,
+                            reason=lambda exc: exc.message.split(":")[0])
 
     def _load(self, i: int) -> dict[str, Any]:
         file = self.image_dir / self.names[i]

@@ -18,16 +18,10 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from kitpose.checkpoint import state_mismatch
 from kitpose.errors import ComponentError
 
 _NESTED = ("state_dict", "model")
-_SHOWN = 8
-
-
-def _listing(keys: list[str]) -> str:
-    shown = ", ".join(keys[:_SHOWN])
-    more = len(keys) - _SHOWN
-    return f"{shown} (+{more} more)" if more > 0 else shown
 
 
 def _state_dict(obj: object, path: str, what: str) -> dict[str, torch.Tensor]:
@@ -79,17 +73,7 @@ def load_pretrained(module: nn.Module, path: str | os.PathLike[str], what: str) 
         raise ComponentError(f"{what}: cannot read pretrained file '{path}': {reason}") from exc
     own = module.state_dict()
     state = _select_part(_state_dict(obj, path, what), own, path, what)
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    reshaped = [f"{k} {list(state[k].shape)} vs {list(own[k].shape)}"
-                for k in own if k in state and state[k].shape != own[k].shape]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_listing(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys: {_listing(unexpected)}")
-    if reshaped:
-        problems.append(f"shape mismatch: {_listing(reshaped)}")
+    problems = state_mismatch(own, state)
     if problems:
         raise ComponentError(f"{what}: pretrained file '{path}' does not fit the model; "
                              + "; ".join(problems))

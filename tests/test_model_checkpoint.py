@@ -66,7 +66,7 @@ def test_mismatched_keys_are_listed(tmp_path):
     with pytest.raises(ComponentError) as info:
         kitpose.build("backbone", "hrnet", pretrained=str(path), **{**SMALL_HRNET, "stages": 3})
     message = str(info.value)
-    assert "missing keys: transitions.1." in message and "+" in message  # truncated, with a count
+    assert "missing " in message and "transitions.1." in message and "+" in message  # truncated, with a count
     assert "\n" not in message
 
 
@@ -78,8 +78,8 @@ def test_shape_mismatch_and_unexpected_keys_are_listed(tmp_path):
     with pytest.raises(ComponentError) as info:
         kitpose.build("head", "heatmap", in_channels=8, joints=5, pretrained=str(path))
     message = str(info.value)
-    assert "unexpected keys: extra.weight" in message
-    assert "shape mismatch: final.weight [3, 8, 1, 1] vs [5, 8, 1, 1]" in message
+    assert "unexpected extra.weight" in message
+    assert "shape differs for final.weight [3, 8, 1, 1] vs [5, 8, 1, 1]" in message
 
 
 def test_files_that_are_not_weights_are_refused(tmp_path):
