@@ -11,6 +11,8 @@ from __future__ import annotations
 import fnmatch
 import importlib
 import inspect
+import types
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -81,9 +83,37 @@ class Entry:
 def signature_of(factory: Callable[..., Any]) -> inspect.Signature | None:
     """The signature a factory is called with, or ``None`` when it cannot be read."""
     try:
-        return inspect.signature(factory)
-    except (TypeError, ValueError):
-        return None
+        return inspect.signature(factory, eval_str=True)
+    except Exception:  # an annotation that cannot be evaluated: fall back to the strings
+        try:
+            return inspect.signature(factory)
+        except (TypeError, ValueError):
+            return None
+
+
+def _check_choice(parameter: inspect.Parameter, value: Any, what: str) -> None:
+    """A parameter annotated ``Literal[...]`` (alone or in a union) takes one of its values."""
+    annotation = parameter.annotation
+    options = _literal_values(annotation)
+    if options is None or value in options:
+        return
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and \
+            any(_literal_values(a) is None for a in typing.get_args(annotation)):
+        return  # the union also admits other types
+    choices = ", ".join(repr(o) for o in options)
+    error = ParameterError(f"{what}: {parameter.name}={value!r} is not one of {choices}"
+                           f"{suggestion(str(value), [str(o) for o in options])}")
+    error.param = parameter.name
+    raise error
+
+
+def _literal_values(annotation: Any) -> tuple[Any, ...] | None:
+    if typing.get_origin(annotation) is typing.Literal:
+        return typing.get_args(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        values = [v for a in typing.get_args(annotation) for v in (_literal_values(a) or ())]
+        return tuple(values) or None
+    return None
 
 
 def check_parameters(factory: Callable[..., Any], params: Mapping[str, Any], *, n_args: int = 0,
@@ -110,6 +140,9 @@ def check_parameters(factory: Callable[..., Any], params: Mapping[str, Any], *, 
                                        hint=f"valid parameters: {valid}")
                 error.param = key
                 raise error
+    for p in parameters:
+        if p.name in params:
+            _check_choice(p, params[p.name], what)
     missing = [p.name for p in parameters
                if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
                and p.name not in filled and p.name not in params]

@@ -79,3 +79,20 @@ def test_import_is_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out[1:] == ["False", "False"]
     assert float(out[0]) < 1.0
+
+
+def test_literal_parameters_are_checked_before_building():
+    from typing import Literal
+
+    built = []
+
+    def factory(mode: Literal["fast", "exact"] = "fast", size: int | Literal["auto"] = "auto"):
+        built.append(mode)
+        return mode
+
+    registry = Registry()
+    registry.decoder("choosy", factory)
+    with pytest.raises(ParameterError, match=r"mode='exakt' is not one of 'fast', 'exact' \(did you mean 'exact'\?\)"):
+        registry.build("decoder", "choosy", mode="exakt")
+    assert built == []
+    assert registry.build("decoder", "choosy", mode="exact", size=3) == "exact"  # int is allowed too
