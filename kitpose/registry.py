@@ -101,8 +101,8 @@ def _check_choice(parameter: inspect.Parameter, value: Any, what: str) -> None:
             any(_literal_values(a) is None for a in typing.get_args(annotation)):
         return  # the union also admits other types
     choices = ", ".join(repr(o) for o in options)
-    error = ParameterError(f"{what}: {parameter.name}={value!r} is not one of {choices}"
-                           f"{suggestion(str(value), [str(o) for o in options])}")
+    near = suggestion(value, [o for o in options if isinstance(o, str)]) if isinstance(value, str) else ""
+    error = ParameterError(f"{what}: {parameter.name}={value!r} is not one of {choices}{near}")
     error.param = parameter.name
     raise error
 
