@@ -267,9 +267,14 @@ def _require_key(recipe: Recipe, key: str, item: str) -> None:
     except OmegaConfBaseException:
         value = missing
     if value is missing:
-        parent_key, _, leaf = key.rpartition(".")
-        parent = OmegaConf.select(recipe.config, parent_key, default=None) if parent_key else recipe.config
-        keys = list(parent.keys()) if isinstance(parent, DictConfig) else []
+        node: Any = recipe.config
+        parts = key.replace("[", ".[").split(".")
+        leaf, keys = parts[-1], []
+        for part in parts:  # the first segment that does not exist gets the suggestion
+            if not isinstance(node, DictConfig) or part not in node:
+                leaf, keys = part, list(node.keys()) if isinstance(node, DictConfig) else []
+                break
+            node = node[part]
         raise OverrideError(f"override '{item}': the recipe has no key '{key}'"
                             f"{suggestion(leaf, keys)}", file=recipe.file,
                             hint=f"use +{key}=... to add a new key")

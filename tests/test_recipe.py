@@ -96,3 +96,9 @@ def test_component_import_path_is_not_a_name(tmp_path, toy_recipe):
 
     with pytest.raises(ComponentError, match="unknown component 'os:system'"):
         check_recipe(str(toy_recipe), ["components.model.use=os:system"])
+
+
+def test_override_of_a_missing_section_suggests_the_section(tmp_path):
+    path = write(tmp_path, "r.yaml", "kitpose: 1\ntrain: {epochs: 3}\n")
+    with pytest.raises(OverrideError, match=r"no key 'trian.epochs' \(did you mean 'train'\?\)"):
+        load_recipe(path, ["trian.epochs=5"], search_dirs=[])
