@@ -133,7 +133,7 @@ def draw_chart(rows: Sequence[tuple[dict[str, Any], dict[str, dict[str, float]]]
     groups = ["\n".join(str(v) for v in label.values()) for label, _ in rows]
     width = 0.8 / max(1, len(decoders))
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(rows)), 4.0), dpi=120)
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.4 * len(rows)), 4.0), dpi=120)
     for j, decoder in enumerate(decoders):
         values = [res.get(decoder, {}).get(metric, np.nan) for _, res in rows]
         ax.bar(x + (j - (len(decoders) - 1) / 2) * width, values, width, label=decoder)
