@@ -413,6 +413,8 @@ class Run:
                                if torch.is_tensor(v) and v.dim() == 0 and v.is_floating_point()}
                     for k, v in scalars.items():
                         sums[k] = sums.get(k, 0.0) + v
+                    if not isinstance(objective, str):  # a weighted sum: log the total as well
+                        scalars["objective"] = float(loss.detach())
                     scalars["lr"] = float(self.optimizer.param_groups[0]["lr"])
                     scalars["images_per_s"] = seen * self.world / max(1e-9, time.perf_counter() - started)
                     self.notify("on_step", self.state.step, epoch, scalars)

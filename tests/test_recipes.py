@@ -54,6 +54,19 @@ def test_mpii_recipe_runs_on_fixtures(tmp_path):
     assert set(out["dark"]) >= {"PCKh@0.1", "PCKh@0.5", "RMSE", "EPE"}
 
 
+SHRUNK = ["train.epochs=1", "data.train.dataset.size=16", "data.val.dataset.size=8",
+          "data.test.dataset.size=8", "data.train.batch_size=8"]
+
+
+@pytest.mark.parametrize("name, metric", [
+    ("hourglass_dark", "PCKh@0.1"), ("integral_i1", "PCKh@0.1"), ("integral_istar", "PCKh@0.1"),
+    ("integral_r1", "PCKh@0.1"), ("integral_3d", "PA-MPJPE")])
+def test_synthetic_recipes_run_when_shrunk(tmp_path, name, metric):
+    out = run_recipe(str(ROOT / "recipes" / f"{name}.yaml"), SHRUNK, run_dir=str(tmp_path))
+    assert all(metric in row for row in out.values())
+    assert (tmp_path / "results.csv").is_file()
+
+
 def test_default_recipe_runs_end_to_end_when_shrunk(tmp_path):
     out = run_recipe(str(ROOT / "recipes" / "hrnet_dark.yaml"),
                      ["train.epochs=1", "data.train.dataset.size=16", "data.val.dataset.size=8",
