@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
-from collections.abc import Callable
 
 # Idle OpenMP threads sleep instead of spinning (unless the caller chose otherwise): on a
 # machine whose 2 cores are shared, spinning threads wait for each other for whole time
@@ -27,6 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import kitpose  # noqa: E402
+from _timing import timings_ms  # noqa: E402
 
 HEIGHT, WIDTH, SIGMA = 64, 48, 2.0
 
@@ -142,22 +140,6 @@ def ref_soft_argmax(maps: np.ndarray, beta: float = 1.0) -> np.ndarray:
             p = e / e.sum()
             out[b, k] = ((p * xs).sum(), (p * ys).sum())
     return out
-
-
-# -- timing -------------------------------------------------------------------------------------
-def timings_ms(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """(best, median) wall time in ms over ``repeat`` calls after one warm-up call.
-
-    The best time is the one to compare (as ``timeit`` advises): on a shared machine the
-    others include time spent waiting for the CPU.
-    """
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * min(times), 1e3 * statistics.median(times)
 
 
 def make_maps(batch: int, joints: int, seed: int = 0) -> torch.Tensor:

@@ -14,9 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import math
-import statistics
-import time
-from collections.abc import Callable
 
 # Idle OpenMP threads sleep instead of spinning (unless the caller chose otherwise): on a
 # machine whose 2 cores are shared, spinning threads wait for each other for whole time
@@ -27,6 +24,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import kitpose  # noqa: E402
+from _timing import timings_ms  # noqa: E402
 
 HEIGHT, WIDTH, STRIDE, SIGMA, RADIUS = 64, 48, 4, 2.0, 15.0
 
@@ -105,22 +103,6 @@ def ref_disk(points: np.ndarray, visible: np.ndarray):
             maps[b, k] = disk
             weights[b, k] = float(disk.any())
     return maps, weights
-
-
-# -- timing -------------------------------------------------------------------------------------
-def timings_ms(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """(best, median) wall time in ms over ``repeat`` calls after one warm-up call.
-
-    The best time is the one to compare (as ``timeit`` advises): on a shared machine the
-    others include time spent waiting for the CPU.
-    """
-    fn()
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * min(times), 1e3 * statistics.median(times)
 
 
 def main() -> None:
