@@ -23,10 +23,6 @@ def rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
-def is_main() -> bool:
-    return rank() == 0
-
-
 def init_from_env(device: torch.device) -> bool:
     """Join the process group when launched by torchrun; returns whether distributed."""
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():

@@ -381,7 +381,7 @@ class Run:
             dataset.set_epoch(epoch)
             sampler.set_epoch(epoch, self.state.batch_in_epoch)
             self.trainer.train()
-            started, seen, sums, count = time.perf_counter(), 0, {}, 0
+            started, seen = time.perf_counter(), 0
             for batch in loader:
                 batch = to_device(batch, self.device)
                 autocast = torch.autocast("cuda", dtype=self.amp) if self.amp else nullcontext()
@@ -407,12 +407,9 @@ class Run:
                 self.state.batch_in_epoch += 1
                 n = int(batch["image"].shape[0]) if torch.is_tensor(batch.get("image")) else 1
                 seen += n
-                count += 1
                 if self.state.step % log_every == 0 or self.state.batch_in_epoch == self.steps_per_epoch():
                     scalars = {k: float(v.detach()) for k, v in env.items()
                                if torch.is_tensor(v) and v.dim() == 0 and v.is_floating_point()}
-                    for k, v in scalars.items():
-                        sums[k] = sums.get(k, 0.0) + v
                     if not isinstance(objective, str):  # a weighted sum: log the total as well
                         scalars["objective"] = float(loss.detach())
                     scalars["lr"] = float(self.optimizer.param_groups[0]["lr"])

@@ -69,9 +69,6 @@ class Flow:
     def forks(self) -> bool:
         return any(n.forks for n in self.nodes)
 
-    def components(self) -> list[str]:
-        return list(dict.fromkeys(n.component for n in self.nodes))
-
     def split_at(self, tensor: str) -> tuple[list[Node], list[Node]]:
         """The nodes ``tensor`` depends on (in order), and every other node."""
         producer = {name: node for node in self.nodes for name in node.produces()}

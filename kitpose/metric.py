@@ -42,10 +42,6 @@ class Metric:
                 else local
         return local
 
-    def count(self) -> int:
-        parts = next(iter(self._accumulated.values()), [])
-        return int(sum(len(p) for p in parts))
-
     def reset(self) -> None:
         self._accumulated.clear()
 
