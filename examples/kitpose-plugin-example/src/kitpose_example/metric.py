@@ -62,6 +62,6 @@ class PercentileError(Metric):
         return dict(zip(self.names(), self._quantiles(None).tolist()))
 
     def per_joint(self) -> dict[str, list[float]]:
-        if self.count() == 0:
+        if self.gathered("distance").numel() == 0:
             return {}
         return dict(zip(self.names(), self._quantiles(0).tolist()))
