@@ -7,24 +7,20 @@ a time (the DARK reference blurs each map with cv2.GaussianBlur on a zero-padded
 rescales, takes the log and solves one Newton step per joint). Both sides decode the same
 64x48 maps (unbiased sigma-2 Gaussians plus N(0, 0.01) noise) on the CPU with 2 threads.
 Printed per decoder: best and median time of each side, the speed ratio, and the largest
-coordinate difference (for ``dark``, over the joints both sides refine).
+coordinate difference (for ``dark``, over the joints both sides refine). The OpenMP wait
+policy is left as the environment sets it and printed (see ``_timing.wait_policy``).
 """
 from __future__ import annotations
 
 import argparse
 import os
 
-# Idle OpenMP threads sleep instead of spinning (unless the caller chose otherwise): on a
-# machine whose 2 cores are shared, spinning threads wait for each other for whole time
-# slices and the timings say more about the neighbours than about the code.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import kitpose  # noqa: E402
-from _timing import timings_ms  # noqa: E402
+from _timing import timings_ms, wait_policy  # noqa: E402
 
 HEIGHT, WIDTH, SIGMA = 64, 48, 2.0
 
@@ -170,7 +166,7 @@ def main() -> None:
         ("soft_argmax", {}, lambda: ref_soft_argmax(array)),
     ]
     print(f"decode B={args.batch} K={args.joints} {HEIGHT}x{WIDTH}, torch threads "
-          f"{torch.get_num_threads()} (OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}), "
+          f"{torch.get_num_threads()} ({wait_policy()}), "
           f"{args.repeat} calls (kitpose) / {ref_repeat} (reference)")
     print(f"{'decoder':<12}{'kitpose ms':>18}{'reference ms':>20}{'speed-up':>10}{'max |diff| px':>15}")
     print(f"{'':<12}{'best / median':>18}{'best / median':>20}{'(best)':>10}")

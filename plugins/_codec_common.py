@@ -102,14 +102,14 @@ def first_argmax(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     """Maximum, index of its FIRST occurrence and minimum, along the last dimension.
 
     On the CPU numpy picks the index (its argmax documents the first occurrence and is
-    several times faster than torch's CPU max-with-indices). Other devices get an explicit
-    tie-break, the smallest index holding the maximum, so plateaus decode the same
-    everywhere. The minimum comes along because scores need it (see :func:`peak_scores`).
+    several times faster than torch's CPU max-with-indices); the minimum is torch's, which
+    uses every thread. Other devices get an explicit tie-break, the smallest index holding
+    the maximum, so plateaus decode the same everywhere. The minimum comes along because
+    scores need it (see :func:`peak_scores`).
     """
     if flat.device.type == "cpu" and flat.dtype in _NUMPY_FLOATS:
-        array = flat.detach().contiguous().numpy()
-        index = torch.from_numpy(array.argmax(axis=-1))
-        lowest = torch.from_numpy(array.min(axis=-1))
+        index = torch.from_numpy(flat.detach().contiguous().numpy().argmax(axis=-1))
+        lowest = flat.amin(dim=-1)
     else:
         n = flat.shape[-1]
         top = flat.amax(dim=-1, keepdim=True)

