@@ -54,13 +54,16 @@ def barrier() -> None:
 class EpochSampler(torch.utils.data.Sampler[int]):
     """One permutation per (seed, epoch), split across ranks, optionally started mid-epoch.
 
-    With ``shuffle=False`` the order is 0..n-1. Each rank takes every world-th index
-    of the (padded) order, as ``DistributedSampler`` does.
+    With ``shuffle=False`` the order is 0..n-1. Each rank takes every world-th index of
+    the order. ``pad=True`` (training) first repeats the head of the order until it divides
+    by the world size, as ``DistributedSampler`` does, so every rank takes the same number
+    of gradient steps; evaluation leaves it unpadded (uneven shards) so that no sample is
+    scored twice.
     """
 
     def __init__(self, size: int, *, shuffle: bool, seed: int, batch_size: int = 1,
-                 drop_last: bool = False, rank: int = 0, world: int = 1) -> None:
-        self.size, self.shuffle, self.seed = size, shuffle, seed
+                 drop_last: bool = False, rank: int = 0, world: int = 1, pad: bool = True) -> None:
+        self.size, self.shuffle, self.seed, self.pad = size, shuffle, seed, pad
         self.batch_size, self.drop_last = batch_size, drop_last
         self.rank, self.world = rank, world
         self.epoch = 0
@@ -77,7 +80,8 @@ class EpochSampler(torch.utils.data.Sampler[int]):
             order = list(range(self.size))
         if self.world > 1:
             total = -(-self.size // self.world) * self.world
-            order = (order + order[: total - self.size]) if total > self.size else order
+            if self.pad and total > self.size:
+                order = order + order[: total - self.size]
             order = order[self.rank::self.world]
         if self.drop_last:
             order = order[: len(order) // self.batch_size * self.batch_size]

@@ -225,7 +225,7 @@ class Run:
                 raise RunError(f"the {split} dataset is empty", file=self.recipe.file, path=f"data.{split}")
             sampler = dist_utils.EpochSampler(len(dataset), shuffle=spec.shuffle, seed=self.seed,
                                               batch_size=spec.batch_size, drop_last=spec.drop_last,
-                                              rank=self.rank, world=self.world)
+                                              rank=self.rank, world=self.world, pad=split == "train")
             self.datasets[split], self.samplers[split] = dataset, sampler
             self.loaders[split] = torch.utils.data.DataLoader(
                 dataset, batch_size=spec.batch_size, sampler=sampler, collate_fn=collate,

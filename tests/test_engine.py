@@ -111,9 +111,24 @@ def test_ddp_with_two_cpu_processes(toy_recipe, tmp_path):
     assert torchrun, "torchrun comes with torch"
     result = subprocess.run(
         [torchrun, "--standalone", "--nproc_per_node=2", "-m", "kitpose", "run", str(toy_recipe),
-         "--run-dir", str(tmp_path / "ddp")],
+         "--run-dir", str(tmp_path / "ddp"), "data.test.dataset.size=15"],
         env=kitpose_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
     table = results(tmp_path / "ddp")
-    assert float(table["peak"]["N"]) == 16  # both ranks' halves gathered
+    # both ranks' shards gathered (8 + 7 samples), none scored twice
+    assert float(table["peak"]["N"]) == 15
     assert result.stdout.count("Test results") == 1  # only rank 0 reports and writes
+
+
+@pytest.mark.parametrize("size", [15, 16, 3])
+def test_sampler_shards_cover_every_sample(size):
+    from kitpose.distributed import EpochSampler
+
+    def shards(pad):
+        return [list(EpochSampler(size, shuffle=True, seed=3, rank=r, world=4, pad=pad)) for r in range(4)]
+
+    scored = sum(shards(pad=False), [])
+    assert sorted(scored) == list(range(size))  # evaluation: each sample exactly once
+    trained = shards(pad=True)
+    assert len({len(s) for s in trained}) == 1  # training: the same number of steps on every rank
+    assert set(sum(trained, [])) == set(range(size))
