@@ -139,7 +139,8 @@ def draw_chart(rows: Sequence[tuple[dict[str, Any], dict[str, dict[str, float]]]
         ax.bar(x + (j - (len(decoders) - 1) / 2) * width, values, width, label=decoder)
     ax.set_xticks(x, groups)
     ax.set_ylabel(metric)
-    ax.set_title(f"{metric} per model, encoding and decoder")
+    keys = list(dict.fromkeys(k for label, _ in rows for k in label))  # the study's own labels
+    ax.set_title(f"{metric} per {', '.join(keys + ['decoder'])}")
     ax.legend(ncols=min(4, len(decoders)), fontsize="small")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
