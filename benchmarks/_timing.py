@@ -7,19 +7,34 @@ import time
 from collections.abc import Callable
 
 
-def timings_ms(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """(best, median) wall time in ms over ``repeat`` calls after one warm-up call.
+def paired_ms(ours: Callable[[], object], reference: Callable[[], object], rounds: int,
+              calls: int) -> tuple[tuple[float, float], tuple[float, float], float]:
+    """Time both sides in alternating rounds; returns their (best, median) ms and the speed-up.
 
-    The best time is the one to compare (as ``timeit`` advises): on a shared machine the
-    others include time spent waiting for the CPU.
+    Each round times ``calls`` calls of ``ours`` (the fast side) and one of ``reference``,
+    so a burst of load from elsewhere hits both sides alike. The speed-up is the median over
+    rounds of ``reference / fastest call of ours in that round``.
     """
-    fn()
-    times = []
-    for _ in range(repeat):
+    ours(), reference()
+    mine: list[float] = []
+    theirs: list[float] = []
+    ratios = []
+    for _ in range(rounds):
+        batch = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            ours()
+            batch.append(time.perf_counter() - start)
         start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * min(times), 1e3 * statistics.median(times)
+        reference()
+        theirs.append(time.perf_counter() - start)
+        mine += batch
+        ratios.append(theirs[-1] / min(batch))
+
+    def summary(times: list[float]) -> tuple[float, float]:
+        return 1e3 * min(times), 1e3 * statistics.median(times)
+
+    return summary(mine), summary(theirs), statistics.median(ratios)
 
 
 def wait_policy() -> str:
