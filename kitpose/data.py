@@ -33,6 +33,7 @@ from kitpose.components import ComponentSpec, declared, parse_spec
 from kitpose.errors import RecipeError, suggestion
 from kitpose.recipe import Recipe
 from kitpose.registry import Registry
+from kitpose.settings import SPLIT_SETTINGS, check_settings
 
 SPLITS = ("train", "val", "test")
 #: what every dataset returns, declared or not
@@ -83,6 +84,8 @@ def parse_split(recipe: Recipe, registry: Registry, split: str) -> SplitSpec:
         spec = parse_spec(node, f"{base}.transforms[{i}]", registry, kind="transform", file=recipe.file)
         spec.check(registry)
         transforms.append(spec)
+    check_settings({key: raw.get(key) for key in SPLIT_SETTINGS if key in raw}, SPLIT_SETTINGS,
+                   file=recipe.file, prefix=f"{base}.")
     train = split == "train"
     spec = SplitSpec(split, dataset, transforms,
                      batch_size=int(raw.get("batch_size", 32)),
@@ -90,8 +93,6 @@ def parse_split(recipe: Recipe, registry: Registry, split: str) -> SplitSpec:
                      workers=int(raw.get("workers", 0)),
                      drop_last=bool(raw.get("drop_last", train)),
                      limit=raw.get("limit"))
-    if spec.batch_size < 1:
-        raise RecipeError("batch_size must be at least 1", file=recipe.file, path=f"{base}.batch_size")
     return spec
 
 

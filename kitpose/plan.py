@@ -17,6 +17,7 @@ from kitpose.flow import Flow, parse_flow
 from kitpose.plugins import get_registry
 from kitpose.recipe import DEFAULTS, Recipe, load_recipe
 from kitpose.registry import Registry
+from kitpose.settings import RUN_SETTINGS, check_settings
 
 #: monitors every run has unless its recipe says ``NAME: null`` (those that are registered)
 DEFAULT_MONITORS = {"console": {"use": "console"}, "jsonl": {"use": "jsonl"}, "figures": {"use": "figures"}}
@@ -91,6 +92,9 @@ def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
         spec.check(registry)
 
     settings = {name: section(recipe, name) for name in ("train", "val", "test")}
+    values = {key: recipe.select(key) for key in RUN_SETTINGS if "." not in key}
+    values.update({f"{name}.{key}": value for name, part in settings.items() for key, value in part.items()})
+    check_settings(values, RUN_SETTINGS, file=recipe.file)
     splits = {}
     data = recipe.select("data", default={}) or {}
     for key in data:

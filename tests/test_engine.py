@@ -113,7 +113,8 @@ def test_ddp_with_two_cpu_processes(toy_recipe, tmp_path):
         [torchrun, "--standalone", "--nproc_per_node=2", "-m", "kitpose", "run", str(toy_recipe),
          "--run-dir", str(tmp_path / "ddp"), "data.test.dataset.size=15"],
         env=kitpose_env(OMP_NUM_THREADS="1"), capture_output=True, text=True, timeout=240)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, (f"exit {result.returncode}\n--- stdout\n{result.stdout[-1500:]}"
+                                    f"\n--- stderr\n{result.stderr[-3000:]}")
     table = results(tmp_path / "ddp")
     # both ranks' shards gathered (8 + 7 samples), none scored twice
     assert float(table["peak"]["N"]) == 15

@@ -102,3 +102,30 @@ def test_override_of_a_missing_section_suggests_the_section(tmp_path):
     path = write(tmp_path, "r.yaml", "kitpose: 1\ntrain: {epochs: 3}\n")
     with pytest.raises(OverrideError, match=r"no key 'trian.epochs' \(did you mean 'train'\?\)"):
         load_recipe(path, ["trian.epochs=5"], search_dirs=[])
+
+
+@pytest.mark.parametrize("override, path, problem", [
+    ("train.epochs=abc", "train.epochs", "must be a whole number"),
+    ("data.train.batch_size=0", "data.train.batch_size", "must be at least 1"),
+    ("+data.val.workers=two", "data.val.workers", "must be a whole number"),
+    ("test.flip=maybe", "test.flip", "must be true or false"),
+    ("val.mode=best", "val.mode", "must be one of max, min"),
+    ("amp=fp32", "amp", "must be one of null, bf16, fp16"),
+    ("seed=1.5", "seed", "must be a whole number"),
+    ("train.clip_grad=-1", "train.clip_grad", "must be at least 0"),
+])
+def test_run_settings_of_the_wrong_type_are_recipe_errors(toy_recipe, override, path, problem):
+    from kitpose.plan import check_recipe
+
+    with pytest.raises(RecipeError) as caught:
+        check_recipe(str(toy_recipe), [override])
+    message = str(caught.value)
+    assert f"{path}: {problem}" in message and "toy.yaml" in message
+
+
+def test_run_settings_accept_their_documented_values(toy_recipe):
+    from kitpose.plan import check_recipe
+
+    plan = check_recipe(str(toy_recipe), ["amp=null", "amp=bf16", "train.steps=null", "train.clip_grad=1",
+                                          "test.flip=true", "val.mode=min", "+data.val.workers=0"])
+    assert plan.settings["train"]["clip_grad"] == 1 and plan.splits["val"].workers == 0
