@@ -64,10 +64,24 @@ def section(recipe: Recipe, name: str) -> dict[str, Any]:
     return merged
 
 
+#: kinds whose components are cheap to build and touch nothing outside the process, so
+#: ``check`` builds (and drops) them to have their parameter values checked too
+VALUE_CHECKED_KINDS = frozenset({"encoder", "decoder", "loss", "metric", "transform"})
+
+
 def check_recipe(path: str, overrides: Iterable[str] = (), *, registry: Registry | None = None) -> Plan:
-    """Load and validate a recipe into a :class:`Plan` (builds nothing heavy)."""
+    """Load and validate a recipe into a :class:`Plan` (builds nothing heavy).
+
+    Beyond names and signatures, the components of :data:`VALUE_CHECKED_KINDS` are built
+    once, so a value a component refuses (an even blur kernel) is reported here as well.
+    """
     recipe = load_recipe(path, overrides)
-    return plan_recipe(recipe, registry=registry)
+    plan = plan_recipe(recipe, registry=registry)
+    light = [spec for spec in _specs(plan.components) if spec.kind in VALUE_CHECKED_KINDS]
+    light += [t for split in plan.splits.values() for t in split.transforms]
+    for spec in light:
+        spec.build(plan.registry)
+    return plan
 
 
 def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:

@@ -129,3 +129,16 @@ def test_run_settings_accept_their_documented_values(toy_recipe):
     plan = check_recipe(str(toy_recipe), ["amp=null", "amp=bf16", "train.steps=null", "train.clip_grad=1",
                                           "test.flip=true", "val.mode=min", "+data.val.workers=0"])
     assert plan.settings["train"]["clip_grad"] == 1 and plan.splits["val"].workers == 0
+
+
+def test_check_builds_light_components_so_refused_values_surface():
+    from kitpose.errors import ComponentError, KitposeError
+    from kitpose.plan import check_recipe
+
+    recipe = str(Path(__file__).parent.parent / "recipes" / "hrnet_dark.yaml")
+    with pytest.raises(ComponentError) as caught:
+        check_recipe(recipe, ["components.decoders.dark.blur_kernel=4"])
+    assert caught.value.path == "components.decoders.dark" and "odd" in str(caught.value)
+    with pytest.raises(KitposeError, match="scale must satisfy") as caught:
+        check_recipe(recipe, ["data.train.transforms[1].scale=[1.2, 0.8]"])
+    assert caught.value.path == "data.train.transforms[1]"
