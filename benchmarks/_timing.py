@@ -1,6 +1,7 @@
 """Timing shared by the benchmark scripts."""
 from __future__ import annotations
 
+import argparse
 import os
 import statistics
 import time
@@ -47,3 +48,20 @@ def wait_policy() -> str:
     torch call pay a thread wake-up, which slows small batched calls down by 2-3x.
     """
     return f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset (OpenMP default)')}"
+
+
+def codec_arguments(description: str) -> argparse.Namespace:
+    """The command line the codec benchmarks share: batch shape, rounds, calls and threads."""
+    def positive(text: str) -> int:
+        value = int(text)
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+        return value
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--batch", type=positive, default=64)
+    parser.add_argument("--joints", type=positive, default=17)
+    parser.add_argument("--rounds", type=positive, default=10, help="timing rounds (default 10)")
+    parser.add_argument("--calls", type=positive, default=8, help="kitpose calls per round (default 8)")
+    parser.add_argument("--threads", type=positive, default=2, help="torch CPU threads (default 2)")
+    return parser.parse_args()

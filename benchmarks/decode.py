@@ -13,7 +13,6 @@ policy is left as the environment sets it and printed (see ``_timing.wait_policy
 """
 from __future__ import annotations
 
-import argparse
 import os
 
 import cv2  # noqa: E402
@@ -21,7 +20,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import kitpose  # noqa: E402
-from _timing import paired_ms, wait_policy  # noqa: E402
+from _timing import codec_arguments, paired_ms, wait_policy  # noqa: E402
 
 HEIGHT, WIDTH, SIGMA = 64, 48, 2.0
 
@@ -148,17 +147,10 @@ def make_maps(batch: int, joints: int, seed: int = 0) -> torch.Tensor:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--joints", type=int, default=17)
-    parser.add_argument("--rounds", type=int, default=10, help="timing rounds (default 10)")
-    parser.add_argument("--calls", type=int, default=8, help="kitpose calls per round (default 8)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    args = parser.parse_args()
+    args = codec_arguments(__doc__.splitlines()[0])
     torch.set_num_threads(args.threads)
     maps = make_maps(args.batch, args.joints)
     array = maps.double().numpy()
-    rounds, calls = max(1, args.rounds), max(1, args.calls)
     cases = [
         ("argmax", {}, lambda: ref_argmax(array)),
         ("standard", {}, lambda: ref_standard(array)),
@@ -169,13 +161,13 @@ def main() -> None:
     ]
     print(f"decode B={args.batch} K={args.joints} {HEIGHT}x{WIDTH}, torch threads "
           f"{torch.get_num_threads()} ({wait_policy()}), "
-          f"{rounds} rounds of {calls} kitpose calls and 1 reference call; speed-up = median over "
-          f"rounds of reference / kitpose's best call in the round")
+          f"{args.rounds} rounds of {args.calls} kitpose calls and 1 reference call; "
+          f"speed-up = median over rounds of reference / kitpose's best call in the round")
     print(f"{'decoder':<12}{'kitpose ms':>18}{'reference ms':>20}{'speed-up':>10}{'max |diff| px':>15}")
     print(f"{'':<12}{'best / median':>18}{'best / median':>20}{'(median)':>10}")
     for name, params, reference in cases:
         dec = kitpose.build("decoder", name, **params)
-        ours, theirs, speedup = paired_ms(lambda: dec(heatmaps=maps), reference, rounds, calls)
+        ours, theirs, speedup = paired_ms(lambda: dec(heatmaps=maps), reference, args.rounds, args.calls)
         got = dec(heatmaps=maps)["keypoints"].double().numpy()
         want = reference()
         diff = np.abs(got - want)

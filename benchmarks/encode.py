@@ -13,7 +13,6 @@ the environment sets it and printed (see ``_timing.wait_policy``).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import math
 
@@ -21,7 +20,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import kitpose  # noqa: E402
-from _timing import paired_ms, wait_policy  # noqa: E402
+from _timing import codec_arguments, paired_ms, wait_policy  # noqa: E402
 
 HEIGHT, WIDTH, STRIDE, SIGMA, RADIUS = 64, 48, 4, 2.0, 15.0
 
@@ -114,20 +113,13 @@ def ref_disk(points: np.ndarray, visible: np.ndarray):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--joints", type=int, default=17)
-    parser.add_argument("--rounds", type=int, default=10, help="timing rounds (default 10)")
-    parser.add_argument("--calls", type=int, default=8, help="kitpose calls per round (default 8)")
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
-    args = parser.parse_args()
+    args = codec_arguments(__doc__.splitlines()[0])
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(0)
     points = torch.rand(args.batch, args.joints, 2, generator=g) * torch.tensor(
         [WIDTH * STRIDE + 40.0, HEIGHT * STRIDE + 40.0]) - 20.0  # some joints off the map
     visible = (torch.rand(args.batch, args.joints, generator=g) > 0.1).float()
     array, shown = points.numpy(), visible.numpy()
-    rounds, calls = max(1, args.rounds), max(1, args.calls)
     common = {"stride": STRIDE, "heatmap_size": [WIDTH, HEIGHT]}
     cases = [
         ("gaussian (quantised)", "gaussian", {"sigma": SIGMA, "unbiased": False}, ref_gaussian_quantised),
@@ -139,14 +131,14 @@ def main() -> None:
     ]
     print(f"encode B={args.batch} K={args.joints} {HEIGHT}x{WIDTH}, torch threads "
           f"{torch.get_num_threads()} ({wait_policy()}), "
-          f"{rounds} rounds of {calls} kitpose calls and 1 reference call; speed-up = median over "
-          f"rounds of reference / kitpose's best call in the round")
+          f"{args.rounds} rounds of {args.calls} kitpose calls and 1 reference call; "
+          f"speed-up = median over rounds of reference / kitpose's best call in the round")
     print(f"{'encoder':<22}{'kitpose ms':>18}{'reference ms':>20}{'speed-up':>10}{'max |diff|':>12}")
     print(f"{'':<22}{'best / median':>18}{'best / median':>20}{'(median)':>10}")
     for label, name, params, reference in cases:
         enc = kitpose.build("encoder", name, **common, **params)
         ours, theirs, speedup = paired_ms(lambda: enc(keypoints=points, visible=visible),
-                                          lambda: reference(array, shown), rounds, calls)
+                                          lambda: reference(array, shown), args.rounds, args.calls)
         got = enc(keypoints=points, visible=visible)
         want_maps, want_weights = reference(array, shown)
         diff = max(np.abs(got["heatmaps"].numpy() - want_maps).max(),
