@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from kitpose_plugins._codec_common import coordinate_dtype, positive_int
-from kitpose_plugins._codec_dark import cap_length
+from kitpose_plugins._codec_dark import cap_length, newton_offsets
 from kitpose_plugins._codec_patch import gather_window, window_offsets
 from kitpose_plugins._codec_peak import PeakDecoder, quarter_offsets
 
@@ -50,12 +50,8 @@ class GaussFitDecoder(PeakDecoder):
         normal = (weights @ products).unflatten(-1, (6, 6))
         rhs = (weights * logs) @ design
         theta, info = torch.linalg.solve_ex(normal, rhs)
-        b, c, d, e, f = theta[..., 1], theta[..., 2], theta[..., 3], theta[..., 4], theta[..., 5]
-        hxx, hyy, hxy = 2 * d, 2 * f, e
-        det = hxx * hyy - hxy * hxy
-        maximum = (info == 0) & (usable.sum(dim=-1) >= 6) & (hxx < 0) & (det > 0)
-        safe = torch.where(maximum, det, torch.ones_like(det))
-        step = torch.stack([-(hyy * b - hxy * c) / safe, -(hxx * c - hxy * b) / safe], dim=-1)
-        maximum &= torch.isfinite(step).all(dim=-1)
+        b, c, d, e, f = theta[..., 1:].unbind(-1)
+        step, maximum = newton_offsets(torch.stack([b, c, 2 * d, 2 * f, e], dim=-1))
+        maximum &= (info == 0) & (usable.sum(dim=-1) >= 6)
         fallback = quarter_offsets(values, valid, self.window, 2)
         return torch.where(maximum[..., None], cap_length(step), fallback)

@@ -36,8 +36,10 @@ def gather_window(flat: torch.Tensor, spatial: Sequence[int], cells: torch.Tenso
     strides = [1]
     for size in sizes[:-1]:
         strides.append(strides[-1] * size)
-    offsets = window_offsets(radius, len(sizes), flat.device) @ torch.tensor(strides, device=flat.device)
-    centre = (cells * torch.tensor(strides, device=cells.device)).sum(dim=-1, keepdim=True)
+    strides_t = torch.tensor(strides, device=flat.device)
+    # a sum of products, not a matmul: CUDA has no integer matrix multiply
+    offsets = (window_offsets(radius, len(sizes), flat.device) * strides_t).sum(dim=-1)
+    centre = (cells * strides_t).sum(dim=-1, keepdim=True)
     index = (centre + offsets).clamp_(0, flat.shape[-1] - 1)
     valid = None
     for axis, size in enumerate(sizes):  # each new axis varies slower
