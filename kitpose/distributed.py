@@ -87,12 +87,19 @@ class EpochSampler(torch.utils.data.Sampler[int]):
             order = order[: len(order) // self.batch_size * self.batch_size]
         return order
 
+    def _count(self) -> int:
+        """How many indices this rank takes per epoch: arithmetic, no permutation drawn."""
+        if self.world > 1:
+            n = -(-self.size // self.world) if self.pad else len(range(self.rank, self.size, self.world))
+        else:
+            n = self.size
+        return n // self.batch_size * self.batch_size if self.drop_last else n
+
     def batches_per_epoch(self) -> int:
-        n = len(self._indices())
-        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+        return -(-self._count() // self.batch_size)
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._indices()[self.start_batch * self.batch_size:])
 
     def __len__(self) -> int:
-        return max(0, len(self._indices()) - self.start_batch * self.batch_size)
+        return max(0, self._count() - self.start_batch * self.batch_size)

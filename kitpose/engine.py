@@ -476,6 +476,7 @@ class Run:
         assert flow is not None
         runner = FlowRunner(flow, self.objects, self._make_metric)
         flip = stage == "test" and bool(self.test_cfg["flip"])
+        parts = flow.split_at(self.test_cfg["flip_heatmaps"]) if flip else None
         self.module.eval()
         loader, sampler = self.loaders[stage], self.samplers[stage]
         self.datasets[stage].set_epoch(0)
@@ -485,17 +486,20 @@ class Run:
             batch = to_device(batch, self.device)
             autocast = torch.autocast("cuda", dtype=self.amp) if self.amp else nullcontext()
             with autocast:
-                branches = self._run_eval(runner, flow, batch, flip)
+                branches = self._run_eval(runner, batch, parts)
             if snapshot is None and self.main:
                 snapshot = self._snapshot(batch, branches)
         self.module.train()
         return runner.compute(), snapshot
 
-    def _run_eval(self, runner: FlowRunner, flow: Flow, batch: dict[str, Any], flip: bool) -> dict[str, Any]:
-        if not flip:
+    def _run_eval(self, runner: FlowRunner, batch: dict[str, Any],
+                  parts: tuple[list[Any], list[Any]] | None) -> dict[str, Any]:
+        """One batch through the flow; with ``parts`` (the flow split at the flipped heatmaps)
+        the image and its mirror are run up to the split and their heatmaps averaged."""
+        if parts is None:
             return runner(batch)
         name = self.test_cfg["flip_heatmaps"]
-        before, after = flow.split_at(name)
+        before, after = parts
         plain = runner.run({"": dict(batch)}, before)
         flipped_batch = dict(batch, image=torch.flip(batch["image"], dims=[-1]))
         flipped = runner.run({"": flipped_batch}, before)

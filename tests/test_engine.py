@@ -133,3 +133,16 @@ def test_sampler_shards_cover_every_sample(size):
     trained = shards(pad=True)
     assert len({len(s) for s in trained}) == 1  # training: the same number of steps on every rank
     assert set(sum(trained, [])) == set(range(size))
+
+
+@pytest.mark.parametrize("size, world, pad, drop_last", [
+    (15, 4, True, False), (15, 4, False, False), (15, 4, False, True), (16, 1, True, True), (3, 4, False, False)])
+def test_sampler_length_matches_its_indices(size, world, pad, drop_last):
+    from kitpose.distributed import EpochSampler
+
+    for rank in range(world):
+        sampler = EpochSampler(size, shuffle=True, seed=1, batch_size=2, drop_last=drop_last,
+                               rank=rank, world=world, pad=pad)
+        indices = list(sampler)
+        assert len(sampler) == len(indices)
+        assert sampler.batches_per_epoch() == -(-len(indices) // 2)
