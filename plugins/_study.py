@@ -75,12 +75,16 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
     runs = _runs(study, study_recipe.file)
     shared = [*(study.get("overrides") or []), *overrides]
     root = Path(folder) if folder else Path(study_recipe.select("runs_dir", "runs") or "runs") / study_recipe.name
-    if fresh and root.exists():
-        shutil.rmtree(root)
+    run_dirs = [root / f"{i + 1:02d}-{_slug(run['label'])}" for i, run in enumerate(runs)]
+    if fresh:  # only what this study writes: --dir may name a folder holding other work
+        for item in [*run_dirs, *(root / f"study.{ext}" for ext in ("md", "csv", "png"))]:
+            if item.is_dir():
+                shutil.rmtree(item)
+            elif item.exists():
+                item.unlink()
     root.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[dict[str, Any], dict[str, dict[str, float]]]] = []
-    for i, run in enumerate(runs):
-        run_dir = root / f"{i + 1:02d}-{_slug(run['label'])}"
+    for run, run_dir in zip(runs, run_dirs):
         recipe = _locate(run["recipe"], Path(study_recipe.file))
         options = [*shared, *run["overrides"]]
         if (run_dir / "results.csv").is_file():

@@ -23,6 +23,11 @@ def test_study_runs_combines_and_resumes(tmp_path):
     assert "01-tiny-plain is done; skipping" in again.stdout
     assert "resuming 02-tiny-wide" in again.stdout
     assert list(csv.DictReader(open(tmp_path / "study.csv"))) == rows
+    # --fresh starts over, but deletes only what the study wrote in the folder it was given
+    (tmp_path / "notes.txt").write_text("mine")
+    fresh = run_cli("study", str(study), "--dir", str(tmp_path), "--fresh")
+    assert fresh.returncode == 0, fresh.stderr
+    assert "running 01-tiny-plain" in fresh.stdout and (tmp_path / "notes.txt").read_text() == "mine"
 
 
 def test_not_a_study(tmp_path):
