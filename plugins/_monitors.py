@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kitpose.monitor import Monitor, RunInfo, Snapshot
+from kitpose_plugins._figures_series import StepFilter
 
 
 def _format(scalars: Mapping[str, float], keys: tuple[str, ...] | None = None) -> str:
@@ -26,11 +27,14 @@ class ConsoleMonitor(Monitor):
         self.bar: Any = None
         self.total = 0
         self.start = time.perf_counter()
+        self.first = 0  # the step this process started from (a resumed run starts past 0)
+        self.lines = StepFilter(self.every) if self.every else None
         self.last_line = 0.0
 
     def on_start(self, run: RunInfo) -> None:
         self.total = run.total_steps
         done = run.start_epoch * run.steps_per_epoch
+        self.start, self.first = time.perf_counter(), done
         print(f"kitpose: run {run.name} -> {run.dir} ({run.epochs} epochs x {run.steps_per_epoch} steps)",
               file=self.stream, flush=True)
         if self.use_bar and self.total:
@@ -45,13 +49,12 @@ class ConsoleMonitor(Monitor):
             self.bar.set_postfix_str(_format(scalars, ("loss", "lr", "images_per_s")), refresh=True)
             return
         now = time.perf_counter()
-        if self.every and step % self.every != 0:
+        if self.lines is not None and not self.lines(step):
             return
-        if not self.every and now - self.last_line < 5.0 and step != self.total:
+        if self.lines is None and now - self.last_line < 5.0 and step != self.total:
             return
         self.last_line = now
-        elapsed = now - self.start
-        eta = elapsed / max(step, 1) * max(self.total - step, 0)
+        eta = (now - self.start) / max(step - self.first, 1) * max(self.total - step, 0)
         print(f"epoch {epoch + 1} step {step}/{self.total} {_format(scalars)} eta {eta:.0f}s",
               file=self.stream, flush=True)
 

@@ -1,0 +1,31 @@
+"""The console monitor's plain lines: which steps print, and an ETA that survives a resume."""
+import io
+import re
+from pathlib import Path
+
+from kitpose.monitor import RunInfo
+from kitpose_plugins._monitors import ConsoleMonitor
+
+
+def lines_for(steps, every, start_epoch=0, running_for=0.0):
+    monitor = ConsoleMonitor(every=every, bar=False)
+    monitor.stream = io.StringIO()
+    monitor.on_start(RunInfo(name="r", dir=Path("."), recipe={}, epochs=10, steps_per_epoch=10,
+                             start_epoch=start_epoch))
+    monitor.start -= running_for  # as if this process had started that many seconds ago
+    for step in steps:
+        monitor.on_step(step, 0, {"loss": 1.0})
+    return [l for l in monitor.stream.getvalue().splitlines() if l.startswith("epoch")]
+
+
+def test_every_keeps_at_most_one_line_per_interval_of_the_steps_it_is_given():
+    # the engine logs every 4 steps and at each epoch's end; every=3 must not drop most of them
+    printed = lines_for([4, 8, 10, 12, 16, 20], every=3)
+    assert [int(re.search(r"step (\d+)/", l)[1]) for l in printed] == [4, 8, 12, 16, 20]
+
+
+def test_eta_counts_only_the_steps_this_process_ran():
+    # resumed at step 90 of 100; this process took 50 s for its 5 steps, so 5 more take 50 s
+    printed = lines_for([95], every=1, start_epoch=9, running_for=50.0)
+    eta = float(re.search(r"eta (\d+)s", printed[0])[1])
+    assert 45 <= eta <= 55, printed[0]  # not 50 s / 95 steps x 5 = 3 s
