@@ -16,11 +16,11 @@ from __future__ import annotations
 import os
 import math
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-import kitpose  # noqa: E402
-from _timing import codec_arguments, paired_ms, wait_policy  # noqa: E402
+import kitpose
+from _timing import codec_arguments, paired_ms, wait_policy
 
 HEIGHT, WIDTH, STRIDE, SIGMA, RADIUS = 64, 48, 4, 2.0, 15.0
 

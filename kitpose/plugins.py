@@ -37,8 +37,6 @@ BUILTIN_DIST = "kitpose"
 AUTOLOAD_ENV = "KITPOSE_DISABLE_PLUGIN_AUTOLOAD"
 PLUGINS_ENV = "KITPOSE_PLUGINS"
 
-hookimpl = pluggy.HookimplMarker("kitpose")
-
 
 @dataclass
 class PluginInfo:

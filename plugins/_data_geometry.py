@@ -106,3 +106,10 @@ def inverse_points(points: Any, matrix: Any, flip_pairs: Sequence[tuple[int, int
         raise KitposeError("the matrix mirrors the image but no flip_pairs were given to undo the joint swap",
                            hint="pass the dataset's flip_pairs")
     return out
+
+
+def inside(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """1.0 where a point lies on the image (pixel centres 0..w-1, edges at -0.5 and w-0.5)."""
+    w, h = size
+    half = np.array([w / 2.0, h / 2.0], dtype=np.float32)
+    return (np.abs(points - (half - 0.5)) <= half).all(axis=-1).astype(np.float32)

@@ -85,14 +85,12 @@ class SkipCounter:
     def __init__(self, owner: str) -> None:
         self.owner = owner
         self.counts: dict[str, int] = {}
-        self.examples: dict[str, str] = {}
 
     def add(self, reason: str, example: str) -> None:
         if reason not in self.counts:
             import warnings
 
             warnings.warn(f"{self.owner}: skipping samples: {reason} (first: {example})", stacklevel=3)
-            self.examples[reason] = example
         self.counts[reason] = self.counts.get(reason, 0) + 1
 
     @property

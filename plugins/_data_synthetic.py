@@ -22,7 +22,7 @@ import numpy as np
 from kitpose.errors import KitposeError
 from kitpose_plugins import _data_pose as pose
 from kitpose_plugins import _data_render as render
-from kitpose_plugins._data_geometry import as_size
+from kitpose_plugins._data_geometry import as_size, inside
 from kitpose_plugins._data_joints import MPII
 
 _TAG = 0x5F1D  # separates these streams from the transform streams (seed, epoch, index)
@@ -131,14 +131,12 @@ class SyntheticPoses:
         drawn = np.concatenate([outlines, uv[:, :16]], axis=1)  # the figure and its joints
         lo, hi = drawn.min(axis=1), drawn.max(axis=1)
         keypoints = uv[:, :16].astype(np.float32)
-        w, h = self.image_size
-        half = np.array([w / 2.0, h / 2.0], dtype=np.float32)
         neck_to_top = uv[:, pose.HEAD_TOP] - uv[:, pose.NECK]
         return {  # compact: about 0.8 kB per sample
             "points": points, "uv": uv.astype(np.float32), "seg_depth": seg_depth.astype(np.float32),
             "radius": radius.astype(np.float32),
             "order": np.argsort(-seg_depth, axis=1, kind="stable").astype(np.int16),  # paint far to near
-            "visible": (np.abs(keypoints - (half - 0.5)) <= half).all(axis=-1).astype(np.float32),
+            "visible": inside(keypoints, self.image_size),
             "bbox": np.concatenate([lo, hi - lo], axis=1).astype(np.float32),
             "head_size": np.sqrt((neck_to_top ** 2).sum(axis=1)).astype(np.float32),
             "span_lo": uv[:, :16].min(axis=1).astype(np.float32),  # where occluders go

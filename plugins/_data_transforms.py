@@ -31,7 +31,8 @@ import numpy as np
 import toolz
 
 from kitpose.errors import KitposeError
-from kitpose_plugins._data_geometry import as_size, box_hull, compose, crop_matrix, inverse_points, mirror_matrix
+from kitpose_plugins._data_geometry import (as_size, box_hull, compose, crop_matrix, inside, inverse_points,
+                                            mirror_matrix)
 from kitpose_plugins._data_joints import flip_permutation, resolve_pairs
 
 Sample = dict[str, Any]
@@ -49,13 +50,6 @@ def compose_transforms(transforms: Sequence[Transform]) -> Callable[[Mapping[str
     def run(sample: Mapping[str, Any], rng: np.random.Generator) -> Sample:
         return toolz.pipe(dict(sample), *[partial(t, rng=rng) for t in steps])
     return run
-
-
-def inside(points: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """1.0 where a point lies on the image (pixel centres 0..w-1, edges at -0.5 and w-0.5)."""
-    w, h = size
-    half = np.array([w / 2.0, h / 2.0], dtype=np.float32)
-    return (np.abs(points - (half - 0.5)) <= half).all(axis=-1).astype(np.float32)
 
 
 def _image_size(image: np.ndarray) -> tuple[int, int]:

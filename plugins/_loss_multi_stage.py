@@ -52,7 +52,6 @@ class MultiStage(nn.Module):
             error = type(exc)(f"multi_stage's loss: {exc.message}", hint=exc.hint)
             error.param = "loss"  # type: ignore[attr-defined]  # recipe path: <component>.loss
             raise error from exc
-        self.inner_name = name
         if stage_weights is not None:
             if isinstance(stage_weights, (str, bytes)) or not isinstance(stage_weights, Sequence) \
                     or not stage_weights:

@@ -28,7 +28,8 @@ from kitpose.errors import ComponentError
 from kitpose.metric import Metric
 from kitpose_plugins._metric_coco_eval import Instances, evaluate
 from kitpose_plugins._metric_common import NAN, checked_keypoints, is_empty, masked_mean, per_sample
-from kitpose_plugins._metric_oks import COCO_SIGMAS, keypoint_similarity
+from kitpose_plugins._data_joints import COCO_SIGMAS
+from kitpose_plugins._metric_oks import keypoint_similarity
 
 _KEYS = ("pred", "target", "visible", "area", "score", "image_id", "bbox", "iscrowd", "has_pred", "has_target")
 

@@ -9,11 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 
-#: sigma_i of the 17 COCO person keypoints (nose, eyes, ears, shoulders, elbows, wrists,
-#: hips, knees, ankles), as in pycocotools.
-COCO_SIGMAS: tuple[float, ...] = (0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
-                                  0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089)
-
 
 def keypoint_similarity(dx: np.ndarray, dy: np.ndarray, area: np.ndarray,
                         sigmas: np.ndarray) -> np.ndarray:

@@ -84,7 +84,3 @@ def init_output_layer(layer: nn.Module, std: float = 0.001) -> None:
     if getattr(layer, "bias", None) is not None:
         nn.init.zeros_(layer.bias)
 
-
-def count_parameters(module: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in module.parameters() if p.requires_grad)

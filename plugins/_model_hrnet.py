@@ -148,7 +148,6 @@ class HRNet(nn.Module):
                                  stages, "modules", what)
         self.in_channels = positive_int(in_channels, "in_channels", what)
         self.width = width
-        self.stage_blocks = blocks_list
         self.stage_modules = modules_list
 
         self.stem = nn.Sequential(conv_bn(self.in_channels, stem, 3, 2), conv_bn(stem, stem, 3, 2))
