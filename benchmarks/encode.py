@@ -13,7 +13,6 @@ the environment sets it and printed (see ``_timing.wait_policy``).
 """
 from __future__ import annotations
 
-import os
 import math
 
 import numpy as np
