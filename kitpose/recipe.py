@@ -183,9 +183,35 @@ def _load_merged(path: Path, search_dirs: Sequence[Path], chain: tuple[Path, ...
     merged = OmegaConf.create({})
     for base in bases:
         base_path = find_base(str(base), path, search_dirs)
-        merged = OmegaConf.merge(merged, _load_merged(base_path, search_dirs, (*chain, path), sources))
-    # Lists replace lists: a recipe's flow or thresholds are never appended to a base's.
-    return OmegaConf.merge(merged, own)  # type: ignore[return-value]
+        merged = merge_layers(merged, _load_merged(base_path, search_dirs, (*chain, path), sources))
+    return merge_layers(merged, own)
+
+
+def merge_layers(base: DictConfig, top: DictConfig) -> DictConfig:
+    """``top`` over ``base``: mappings merge key by key and lists replace lists (a recipe's
+    flow is never appended to a base's), except that a mapping naming another component
+    (a different ``use``) replaces the base's whole, so no parameter of one component leaks
+    into another (a Gaussian's ``sigma`` into a one-hot encoder, Adam's ``betas`` into SGD).
+    """
+    plain_top = OmegaConf.to_container(top, resolve=False)
+    kept = _without_replaced(OmegaConf.to_container(base, resolve=False), plain_top)
+    return OmegaConf.merge(OmegaConf.create(kept), top)  # type: ignore[return-value]
+
+
+def _without_replaced(base: Any, top: Any) -> Any:
+    if not isinstance(base, dict) or not isinstance(top, dict):
+        return base
+    kept = {}
+    for key, value in base.items():
+        if key not in top:
+            kept[key] = value
+            continue
+        other = top[key]
+        if isinstance(value, dict) and isinstance(other, dict) and "use" in other \
+                and other["use"] != value.get("use"):
+            continue  # top names another component: its mapping replaces this one whole
+        kept[key] = _without_replaced(value, other)
+    return kept
 
 
 def load_recipe(path: str | Path, overrides: Iterable[str] = (), *,
@@ -205,9 +231,7 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = (), *,
                           hint="give the path to a .yaml recipe, e.g. recipes/hrnet_dark.yaml")
     sources: list[str] = []
     own = _load_merged(path, dirs, (), sources)
-    config = OmegaConf.merge(OmegaConf.create(DEFAULTS), own)
-    if "optimizer" in (own.get("train") or {}):  # a recipe's optimizer replaces the default whole
-        config.train.optimizer = own.train.optimizer
+    config = merge_layers(OmegaConf.create(DEFAULTS), own)
     recipe = Recipe(config, file=str(path), sources=sources, overrides=list(overrides))
     apply_overrides(recipe, recipe.overrides)
     validate(recipe)

@@ -142,3 +142,18 @@ def test_check_builds_light_components_so_refused_values_surface():
     with pytest.raises(KitposeError, match="scale must satisfy") as caught:
         check_recipe(recipe, ["data.train.transforms[1].scale=[1.2, 0.8]"])
     assert caught.value.path == "data.train.transforms[1]"
+
+
+def test_a_mapping_naming_another_component_replaces_the_base_one_whole(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "kitpose: 1\ncomponents:\n  encoder: {use: gaussian, sigma: 3.0, stride: 4}\n"
+        "  loss: {use: heatmap_mse}\ntrain:\n  optimizer: {use: adam, lr: 0.002, betas: [0.9, 0.99]}\n")
+    (tmp_path / "child.yaml").write_text(
+        "kitpose: 1\nextends: [base.yaml]\ncomponents:\n  encoder: {use: one_hot}\n  loss: {reduction: sum}\n"
+        "train:\n  optimizer: {use: sgd, lr: 0.1}\n")
+    config = load_recipe(tmp_path / "child.yaml").config
+    assert dict(config.components.encoder) == {"use": "one_hot"}  # no sigma or stride leaked in
+    assert dict(config.components.loss) == {"use": "heatmap_mse", "reduction": "sum"}  # same use: merged
+    assert dict(config.train.optimizer) == {"use": "sgd", "lr": 0.1}  # not Adam's betas
+    lr_only = load_recipe(tmp_path / "base.yaml", ["train.optimizer.lr=0.01"]).config.train.optimizer
+    assert lr_only.use == "adam" and list(lr_only.betas) == [0.9, 0.99]
