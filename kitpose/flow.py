@@ -239,7 +239,8 @@ class FlowRunner:
 
     ``objects`` maps each component key to its built object, or for a group to a
     ``{member: object}`` dict. Metric components are built per branch on first use
-    through ``make_metric(component_key, member)``.
+    through ``make_metric(component_key, member)``; a flow without metric nodes (the
+    train flow, where planning refuses them) needs none.
     """
 
     def __init__(self, flow: Flow, objects: Mapping[str, Any],
@@ -285,10 +286,8 @@ class FlowRunner:
         per_branch = self.metrics.setdefault(branch, {})
         if label not in per_branch:
             if self.make_metric is None:
-                target = self.objects[component]
-                per_branch[label] = target[member] if member is not None else target
-            else:
-                per_branch[label] = self.make_metric(component, member)
+                raise TypeError(f"FlowRunner: metric node '{component}' needs make_metric")
+            per_branch[label] = self.make_metric(component, member)
         return per_branch[label]
 
     def compute(self) -> dict[str, dict[str, float]]:
@@ -300,9 +299,6 @@ class FlowRunner:
                 row.update({k: float(v) for k, v in metric.compute().items()})
             out[branch or "output"] = row
         return out
-
-    def reset(self) -> None:
-        self.metrics.clear()
 
 
 def _as_dict(result: Any) -> dict[str, Any]:

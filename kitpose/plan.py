@@ -138,6 +138,10 @@ def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
             raise RecipeError("data.val has no flow", file=recipe.file, path="flows",
                               hint="add flows.val (or flows.test, which validation then uses)")
         flows["val"] = parse_flow(recipe, "test", components, registry, split_sources(splits["val"], registry))
+    for node in flows["train"].nodes if "train" in flows else ():
+        if node.is_metric:
+            raise RecipeError("metrics are not scored while training", file=recipe.file, path=node.path,
+                              hint="call metrics in flows.val or flows.test")
     if "train" in flows and flows["train"].forks:
         raise RecipeError("a train flow cannot fan out over a group", file=recipe.file, path="flows.train",
                           hint="call single components in flows.train; groups belong in val/test flows")

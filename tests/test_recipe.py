@@ -157,3 +157,16 @@ def test_a_mapping_naming_another_component_replaces_the_base_one_whole(tmp_path
     assert dict(config.train.optimizer) == {"use": "sgd", "lr": 0.1}  # not Adam's betas
     lr_only = load_recipe(tmp_path / "base.yaml", ["train.optimizer.lr=0.01"]).config.train.optimizer
     assert lr_only.use == "adam" and list(lr_only.betas) == [0.9, 0.99]
+
+
+def test_metrics_in_the_train_flow_are_refused_at_check_time(toy_recipe):
+    from kitpose.plan import check_recipe
+
+    node = "{call: metrics, in: {pred: keypoints, target: keypoints, visible: visible, head_size: head_size}}"
+    with pytest.raises(RecipeError, match="metrics are not scored while training") as caught:
+        check_recipe(str(toy_recipe), [f"flows.train=[{{call: encoder, in: {{keypoints: keypoints, "
+                                       f"visible: visible}}, out: {{heatmaps: target, weights: weights}}}}, "
+                                       f"{{call: model, in: {{image: image}}, out: {{heatmaps: heatmaps}}}}, "
+                                       f"{{call: loss, in: {{pred: heatmaps, target: target, weights: weights}}}}, "
+                                       f"{node}]"])
+    assert caught.value.path == "flows.train[3]"
