@@ -220,18 +220,29 @@ class Sender:
         assert client is not None
         try:
             for name in sorted(self._dirty):
-                send_curves(client, self.env, name, self._history.panels[name], log_loss=self.log_loss)
-                self._dirty.discard(name)
+                self._each(name, send_curves, client, self.env, name, self._history.panels[name],
+                           log_loss=self.log_loss)
+                self._dirty.discard(name)  # sent, or refused: new points mark it dirty again
             for panel in new_panels:
-                send_panel(client, self.env, panel)
+                self._each(panel.win, send_panel, client, self.env, panel)
             self._redraw_all = False
             if save:
-                save_env(client, self.env)
+                self._each("save", save_env, client, self.env)
         except Unreachable as exc:
             self._lost(f"lost the Visdom server at {self.address} ({exc})")
-        except Exception as exc:  # odd data or a bug: say so once, keep going
-            self._warn(f"send:{type(exc).__name__}",
-                       f"visdom: a panel could not be sent: {type(exc).__name__}: {exc}")
+
+    def _each(self, window: str, send: Any, *args: Any, **kwargs: Any) -> None:
+        """One window's send: a lost server propagates; anything else (odd data, a bug) is
+        said once per window and kind of error, and the other windows still go out."""
+        from kitpose_plugins._visdom_client import Unreachable
+
+        try:
+            send(*args, **kwargs)
+        except Unreachable:
+            raise
+        except Exception as exc:
+            self._warn(f"send:{window}:{type(exc).__name__}",
+                       f"visdom: window '{window}' could not be sent: {type(exc).__name__}: {exc}")
 
     def _rendered(self, key: str, item: Any) -> list[Panel]:
         if self._render is None:

@@ -245,3 +245,39 @@ def test_install_assets_explains_a_missing_npm(tmp_path: Path) -> None:
 
     with pytest.raises(KitposeError, match="npm pack did not run"):
         install_assets(tmp_path / "static", npm=str(tmp_path / "no-such-npm"), echo=lambda _: None)
+
+
+def test_one_window_that_cannot_be_sent_does_not_hold_up_the_others():
+    from kitpose_plugins._visdom_panels import Panel
+    from kitpose_plugins._visdom_sender import Sender
+
+    class Client:  # a server that refuses one curve window, as for odd data
+        def __init__(self):
+            self.lines, self.images, self.saves = [], [], 0
+
+        def line(self, Y, X, win, env, opts):
+            if "loss" in win:
+                raise ValueError("refused")
+            self.lines.append(win)
+
+        def image(self, img, win, env, opts):
+            self.images.append(win)
+
+        def text(self, text, win, env, opts):
+            self.images.append(win)
+
+        def save(self, envs):
+            self.saves += 1
+
+    client, warnings = Client(), []
+    sender = Sender(lambda: client, "env", "here", interval=0.01,
+                    warn=lambda key, message: warnings.append(key))
+    for step in (1, 2):
+        sender.add_step(step, {"loss": 1.0 / step, "lr": 0.1})
+    sender.show("picture", Panel(win="picture", kind="image", content=np.zeros((4, 4, 3), np.uint8), title="p"))
+    sender.add_epoch(1, {"dark": {"PCK": 0.5}})
+    sender.flush(5.0)
+    assert sender.close(5.0)
+    assert any("lr" in w for w in client.lines) and any("val" in w for w in client.lines)
+    assert client.images == ["picture"] and client.saves >= 1  # sent after the refused window
+    assert len([w for w in warnings if w.startswith("send:")]) == 1  # said once, not per cycle
