@@ -44,16 +44,16 @@ class CentreOfMassDecoder(PeakDecoder):
         if self.window is None:
             return global_centre(maps.to(dtype), cells.to(dtype)) - cells.to(dtype)
         dims = cells.shape[-1]
-        radius = self.window + DRIFT + 1
+        radius = self.window + DRIFT  # the farthest cell a window re-centred within DRIFT covers
         side = 2 * radius + 1
         values, _ = gather_window(flat, maps.shape[2:], cells, radius)
         mass = values.to(dtype).clamp(min=0).unflatten(-1, (side,) * dims)
-        steps = torch.arange(-radius, radius + 1, dtype=dtype, device=maps.device)
+        positions = torch.arange(-radius, radius + 1, dtype=dtype, device=maps.device)
         centre = torch.zeros(cells.shape, dtype=dtype, device=maps.device)
         estimate = centre
         for _ in range(self.steps + 1):
             # per-axis coverage of each cell by the window centred on `centre` (separable)
-            cover = (self.window + 0.5 - (steps - centre[..., None]).abs()).clamp(0, 1)
+            cover = (self.window + 0.5 - (positions - centre[..., None]).abs()).clamp(0, 1)
             weights = mass * outer(list(cover.unbind(-2)))
             total = weights.flatten(2).sum(dim=-1, keepdim=True)
             estimate = _ratio(axis_moments(weights) - radius * total, total, centre)
