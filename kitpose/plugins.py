@@ -82,8 +82,7 @@ class PluginManager(pluggy.PluginManager):
         extra = list(extra) + [p for p in os.environ.get(PLUGINS_ENV, "").split(",") if p.strip()]
         extra = [p.strip() for p in extra]
         owners: dict[str, str] = {}
-        for ep in _entry_points():
-            dist, version = _dist_of(ep)
+        for ep, dist, version in _entry_points():
             if ep.name in owners:
                 if owners[ep.name] != dist:  # two distributions claim one plugin name
                     clash = PluginInfo(f"{ep.name}@{dist or '?'}", ep.value, dist, version)
@@ -147,7 +146,8 @@ class PluginManager(pluggy.PluginManager):
         return sorted(self.infos.values(), key=lambda i: (not i.builtin, i.name))
 
     def call_each(self, hook_name: str, **kwargs: Any) -> list[Any]:
-        """Call a hook on every loaded plugin; a failing plugin is reported, not raised."""
+        """Call a hook on every loaded plugin; a plugin that fails raises a :class:`PluginError`
+        naming it and the hook, not its raw exception."""
         results = []
         for impl in getattr(self.hook, hook_name).get_hookimpls():
             try:
@@ -160,10 +160,11 @@ class PluginManager(pluggy.PluginManager):
         return results
 
 
-def _entry_points() -> list[metadata.EntryPoint]:
-    """Entry points of the group, kitpose's own first (so a clash blames the newcomer)."""
-    eps = list(metadata.entry_points(group=GROUP))
-    return sorted(eps, key=lambda ep: _dist_of(ep)[0] != BUILTIN_DIST)
+def _entry_points() -> list[tuple[metadata.EntryPoint, str, str]]:
+    """``(entry point, distribution, version)`` of the group, kitpose's own first (so a
+    clash blames the newcomer); each distribution's metadata is read once."""
+    found = [(ep, *_dist_of(ep)) for ep in metadata.entry_points(group=GROUP)]
+    return sorted(found, key=lambda item: item[1] != BUILTIN_DIST)
 
 
 def _suggest_name(dist: str, name: str) -> str:
@@ -175,7 +176,8 @@ def _dist_of(ep: metadata.EntryPoint) -> tuple[str, str]:
     dist = getattr(ep, "dist", None)
     if dist is None:
         return "", ""
-    return dist.metadata["Name"] or "", dist.version or ""
+    fields = dist.metadata  # parsed on every access: read it once
+    return fields["Name"] or "", fields["Version"] or ""
 
 
 def _dist_label(info: PluginInfo) -> str:
