@@ -3,6 +3,8 @@
 Both train the same model (the default recipe's HRNet and heatmap head), on the same
 synthetic data and targets, for the same number of steps, in this process; the
 ratio of their throughputs is printed (target: kitpose >= 0.95 x the plain loop).
+Monitors are not built: this measures the loop itself (flows, sampler, checkpoints);
+``benchmarks/monitor.py`` measures what a monitor costs.
 
     python benchmarks/engine.py [--steps 30] [--rounds 3]
 """
@@ -25,7 +27,7 @@ RECIPE = ROOT / "recipes" / "hrnet_dark.yaml"
 
 def overrides(steps: int, batch: int) -> list[str]:
     return [f"train.steps={steps}", f"data.train.batch_size={batch}", "~data.val", "~data.test",
-            "~flows.test", "+monitors={figures: null}", "train.log_every=1000000", "device=cpu"]
+            "~flows.test", "train.log_every=1000000", "device=cpu"]
 
 
 def kitpose_loop(steps: int, batch: int, tmp: Path) -> float:
