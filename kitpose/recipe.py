@@ -8,14 +8,16 @@ A recipe names registered components only. It cannot import or evaluate code:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import grammar_parser
+from omegaconf.errors import GrammarParseError, OmegaConfBaseException
+from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
 
 from kitpose.errors import OverrideError, RecipeError, suggestion
 
@@ -62,8 +64,85 @@ DEFAULTS: dict[str, Any] = {
 #: Resolvers a recipe may use in ``${...}`` interpolations. None of them runs code.
 ALLOWED_RESOLVERS = frozenset({"oc.env", "oc.select", "oc.dict.keys", "oc.dict.values"})
 
+#: Most nodes that aliases (``*name``) may add to one YAML document. A recipe that reuses a
+#: few anchored mappings stays far below; a "billion laughs" alias bomb is refused at once,
+#: before omegaconf copies every expansion.
+MAX_ALIAS_NODES = 10_000
+
+
+class YamlRefused(yaml.MarkedYAMLError):
+    """YAML that parses but is refused: an alias bomb, a recursive alias, a duplicate key."""
+
+    def __init__(self, problem: str, mark: Any, hint: str) -> None:
+        super().__init__(problem=problem, problem_mark=mark)
+        self.hint = hint
+
+
 class _Loader(yaml.SafeLoader):
-    """YAML 1.1 safe loader that also reads ``2e-3`` and ``1e5`` as floats (as YAML 1.2 does)."""
+    """YAML 1.1 safe loader that also reads ``2e-3`` and ``1e5`` as floats (as YAML 1.2 does).
+
+    It refuses what a safe loader lets through but a recipe never needs: aliases that expand
+    to more than :data:`MAX_ALIAS_NODES` nodes (an alias bomb takes minutes and gigabytes in
+    omegaconf), an alias inside its own anchor (a recursive structure) and a key written twice
+    in one mapping (YAML would silently keep the last).
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self._open_anchors: set[str] = set()
+        self._sizes: dict[int, int] = {}
+        self._alias_nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            node = self.anchors.get(event.anchor)
+            if event.anchor in self._open_anchors:
+                raise YamlRefused(f"alias *{event.anchor} is inside its own anchor &{event.anchor}",
+                                  event.start_mark, "a recipe cannot hold a recursive structure")
+            if node is not None:
+                self._alias_nodes += self._size(node)
+                if self._alias_nodes > MAX_ALIAS_NODES:
+                    raise YamlRefused(f"aliases expand to more than {MAX_ALIAS_NODES} values "
+                                      f"(at *{event.anchor})", event.start_mark,
+                                      "an alias bomb? write the values out, or use ${...} interpolation")
+            return super().compose_node(parent, index)
+        anchor = event.anchor if isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)) else None
+        if anchor is None:
+            return super().compose_node(parent, index)
+        self._open_anchors.add(anchor)
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._open_anchors.discard(anchor)
+
+    def _size(self, node: yaml.Node) -> int:
+        """How many values ``node`` stands for once every alias in it is expanded."""
+        known = self._sizes.get(id(node))
+        if known is not None:
+            return known
+        if isinstance(node, yaml.SequenceNode):
+            size = 1 + sum(self._size(child) for child in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            size = 1 + sum(self._size(k) + self._size(v) for k, v in node.value)
+        else:
+            size = 1
+        self._sizes[id(node)] = size
+        return size
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *base` keys are merged underneath: overriding them is their use
+                key = self.construct_object(key_node, deep=False)
+                if isinstance(key, Hashable):
+                    if key in seen:
+                        raise YamlRefused(f"duplicate key '{key}' in one mapping", key_node.start_mark,
+                                          "write each key once (YAML would silently keep only the last)")
+                    seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 _Loader.add_implicit_resolver(
@@ -77,11 +156,12 @@ _Loader.add_implicit_resolver(
 
 
 def parse_yaml(text: str) -> Any:
-    """Parse YAML safely (no tags that build objects)."""
+    """Parse YAML safely: no tags that build objects, no alias bombs, no duplicate keys
+    (:class:`YamlRefused`, a :class:`yaml.YAMLError` with a line, for the last two)."""
     return yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
 
 
-_RESOLVER_RE = re.compile(r"\$\{\s*([A-Za-z_][\w.]*)\s*:")
+_INTERPOLATION_HINT = r"write ${key.path} or ${resolver:args}, and \${ for a literal ${"
 _FORBIDDEN_KEYS = {"_target_", "_call_", "_partial_", "_args_"}
 
 
@@ -133,21 +213,34 @@ def read_yaml(path: Path) -> DictConfig:
         raise RecipeError(f"cannot read: {exc}", file=str(path)) from None
     try:
         data = parse_yaml(text)
+    except YamlRefused as exc:
+        raise RecipeError(f"refused YAML: {exc.problem}", file=_at_mark(path, exc), hint=exc.hint) from None
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise RecipeError(f"invalid YAML: {problem}", file=where,
+        raise RecipeError(f"invalid YAML: {problem}", file=_at_mark(path, exc),
                           hint="fix the indentation or quoting on that line") from None
+    except RecursionError:
+        raise RecipeError("invalid YAML: nested too deeply", file=str(path)) from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise RecipeError(f"a recipe must be a mapping of keys, not a {type(data).__name__}",
                           file=str(path))
     try:
-        return OmegaConf.create(data)
+        config = OmegaConf.create(data)
+    except GrammarParseError as exc:
+        raise RecipeError(f"invalid interpolation: {_omegaconf_message(exc)}", file=str(path),
+                          path=_full_key(exc), hint=_INTERPOLATION_HINT) from None
     except OmegaConfBaseException as exc:
-        raise RecipeError(_omegaconf_message(exc), file=str(path)) from None
+        raise RecipeError(_omegaconf_message(exc), file=str(path), path=_full_key(exc)) from None
+    _check_safety(config, "", str(path))  # each file by its own name, before anything resolves
+    return config
+
+
+def _at_mark(path: Path, exc: yaml.YAMLError) -> str:
+    """``FILE:LINE:COLUMN`` of a YAML error, or ``FILE`` when it has no position."""
+    mark = getattr(exc, "problem_mark", None)
+    return f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
 
 
 def find_base(name: str, including: Path, search_dirs: Sequence[Path]) -> Path:
@@ -275,13 +368,28 @@ def apply_overrides(recipe: Recipe, overrides: Iterable[str]) -> None:
             _require_key(recipe, key, item)
         try:
             value = parse_yaml(raw) if raw.strip() else ""
+        except YamlRefused as exc:
+            raise OverrideError(f"override '{item}': refused YAML: {exc.problem}", file=recipe.file,
+                                path=key, hint=exc.hint) from None
         except yaml.YAMLError:
             value = raw
+        _check_override(value, key, item, recipe.file)
         try:
             OmegaConf.update(config, key, value, merge=False, force_add=True)
         except OmegaConfBaseException as exc:
             raise OverrideError(f"cannot set '{key}': {_omegaconf_message(exc)}", file=recipe.file,
                                 path=key) from None
+
+
+def _check_override(value: Any, key: str, item: str, file: str) -> None:
+    """Check a parsed override value before it is set (setting or selecting can resolve it)."""
+    node: Any = value
+    if isinstance(value, (dict, list)):
+        try:
+            node = OmegaConf.create({"value": value})._get_node("value")
+        except OmegaConfBaseException:
+            return  # not a config value at all: OmegaConf.update says so with the key
+    _check_safety(node, key, file, what=f"override '{item}': ", error=OverrideError)
 
 
 def _require_key(recipe: Recipe, key: str, item: str) -> None:
@@ -323,24 +431,52 @@ def validate(recipe: Recipe) -> None:
     _check_safety(config, "", recipe.file)
 
 
-def _check_safety(node: Any, path: str, file: str) -> None:
-    if isinstance(node, DictConfig):
+def _check_safety(node: Any, path: str, file: str, what: str = "",
+                  error: type[RecipeError] = RecipeError) -> None:
+    """Refuse ``_target_``-like keys and any resolver outside :data:`ALLOWED_RESOLVERS`, at
+    every depth, without resolving anything (``what`` prefixes the message)."""
+    if isinstance(node, (DictConfig, ListConfig)) and (node._is_interpolation() or node._is_none()
+                                                       or node._is_missing()):
+        _check_resolvers(node._value(), path, file, what, error)  # a container set to "${...}"
+    elif isinstance(node, DictConfig):
         for key in node.keys():
             child = f"{path}.{key}" if path else str(key)
             if str(key) in _FORBIDDEN_KEYS:
-                raise RecipeError(f"'{key}' is refused: recipes cannot import code", file=file,
-                                  path=child, hint="name a registered component with 'use: NAME'")
-            _check_safety(node._get_node(key), child, file)
+                raise error(f"{what}'{key}' is refused: recipes cannot import code", file=file,
+                            path=child, hint="name a registered component with 'use: NAME'")
+            _check_safety(node._get_node(key), child, file, what, error)
     elif isinstance(node, ListConfig):
         for i in range(len(node)):
-            _check_safety(node._get_node(i), f"{path}[{i}]", file)
+            _check_safety(node._get_node(i), f"{path}[{i}]", file, what, error)
     else:
-        value = node._value() if hasattr(node, "_value") else node
-        if isinstance(value, str):
-            for resolver in _RESOLVER_RE.findall(value):
-                if resolver not in ALLOWED_RESOLVERS:
-                    raise RecipeError(f"resolver '{resolver}' is refused", file=file, path=path,
-                                      hint="allowed resolvers: " + ", ".join(sorted(ALLOWED_RESOLVERS)))
+        _check_resolvers(node._value() if hasattr(node, "_value") else node, path, file, what, error)
+
+
+def _check_resolvers(value: Any, path: str, file: str, what: str = "",
+                     error: type[RecipeError] = RecipeError) -> None:
+    """Walk omegaconf's own parse tree of ``value``: every resolver it would call, nested in
+    arguments or quoted strings too, must be named literally and be in the allow-list."""
+    if not isinstance(value, str) or "${" not in value:
+        return
+    allowed = "allowed resolvers: " + ", ".join(sorted(ALLOWED_RESOLVERS))
+    try:
+        tree = grammar_parser.parse(value)
+    except GrammarParseError as exc:
+        raise error(f"{what}invalid interpolation {value!r}: {_omegaconf_message(exc)}", file=file,
+                    path=path or None, hint=_INTERPOLATION_HINT) from None
+    stack: list[Any] = [tree]
+    while stack:
+        ctx = stack.pop()
+        if isinstance(ctx, OmegaConfGrammarParser.ResolverNameContext):
+            if any(isinstance(c, OmegaConfGrammarParser.InterpolationContext) for c in ctx.getChildren()):
+                raise error(f"{what}a resolver name computed by an interpolation "
+                            f"('{ctx.getText()}') is refused", file=file, path=path or None,
+                            hint="write the resolver's name literally; " + allowed)
+            name = ctx.getText()
+            if name not in ALLOWED_RESOLVERS:
+                raise error(f"{what}resolver '{name}' is refused", file=file, path=path or None,
+                            hint=allowed)
+        stack.extend(ctx.getChildren() if hasattr(ctx, "getChildren") else ())
 
 
 # -- helpers ---------------------------------------------------------------------------
