@@ -356,20 +356,20 @@ def apply_overrides(recipe: Recipe, overrides: Iterable[str]) -> None:
                 del parent[leaf]
             continue
         if "=" not in text:
-            raise OverrideError(f"override '{item}' is not key=value", file=recipe.file,
+            raise OverrideError(f"override '{mask_passwords(item)}' is not key=value", file=recipe.file,
                                 hint="write e.g. train.epochs=5, +new.key=1 or ~key")
         key, _, raw = text.partition("=")
         key = key.strip()
         add = key.startswith("+")
         key = key.lstrip("+")
         if not key:
-            raise OverrideError(f"override '{item}' has no key", file=recipe.file)
+            raise OverrideError(f"override '{mask_passwords(item)}' has no key", file=recipe.file)
         if not add:
             _require_key(recipe, key, item)
         try:
             value = parse_yaml(raw) if raw.strip() else ""
         except YamlRefused as exc:
-            raise OverrideError(f"override '{item}': refused YAML: {exc.problem}", file=recipe.file,
+            raise OverrideError(f"override '{mask_passwords(item)}': refused YAML: {exc.problem}", file=recipe.file,
                                 path=key, hint=exc.hint) from None
         except yaml.YAMLError:
             value = raw
@@ -389,7 +389,7 @@ def _check_override(value: Any, key: str, item: str, file: str) -> None:
             node = OmegaConf.create({"value": value})._get_node("value")
         except OmegaConfBaseException:
             return  # not a config value at all: OmegaConf.update says so with the key
-    _check_safety(node, key, file, what=f"override '{item}': ", error=OverrideError)
+    _check_safety(node, key, file, what=f"override '{mask_passwords(item)}': ", error=OverrideError)
 
 
 def _require_key(recipe: Recipe, key: str, item: str) -> None:
@@ -407,7 +407,7 @@ def _require_key(recipe: Recipe, key: str, item: str) -> None:
                 leaf, keys = part, list(node.keys()) if isinstance(node, DictConfig) else []
                 break
             node = node[part]
-        raise OverrideError(f"override '{item}': the recipe has no key '{key}'"
+        raise OverrideError(f"override '{mask_passwords(item)}': the recipe has no key '{key}'"
                             f"{suggestion(leaf, keys)}", file=recipe.file,
                             hint=f"use +{key}=... to add a new key")
 
@@ -449,7 +449,9 @@ def _check_safety(node: Any, path: str, file: str, what: str = "",
         for i in range(len(node)):
             _check_safety(node._get_node(i), f"{path}[{i}]", file, what, error)
     else:
-        _check_resolvers(node._value() if hasattr(node, "_value") else node, path, file, what, error)
+        value = node._value() if hasattr(node, "_value") else node
+        _check_resolvers(value, path, file, what, error)
+        _check_no_password(value, path, file, what, error)
 
 
 def _check_resolvers(value: Any, path: str, file: str, what: str = "",
@@ -477,6 +479,44 @@ def _check_resolvers(value: Any, path: str, file: str, what: str = "",
                 raise error(f"{what}resolver '{name}' is refused", file=file, path=path or None,
                             hint=allowed)
         stack.extend(ctx.getChildren() if hasattr(ctx, "getChildren") else ())
+
+
+_URL_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s/?#]+")
+
+
+def url_password(text: str) -> str | None:
+    """The first URL in ``text`` that carries a password (``scheme://user:pass@host``), with the
+    password masked, or None."""
+    for match in _URL_RE.finditer(text):
+        masked = _mask_url(match.group(0))
+        if masked != match.group(0):
+            return masked
+    return None
+
+
+def mask_passwords(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:pass@host`` replaced by ``***``."""
+    return _URL_RE.sub(lambda m: _mask_url(m.group(0)), text)
+
+
+def _mask_url(url: str) -> str:
+    scheme, _, netloc = url.partition("://")
+    userinfo, at, host = netloc.rpartition("@")
+    if not at or ":" not in userinfo:
+        return url
+    return f"{scheme}://{userinfo.split(':', 1)[0]}:***@{host}"
+
+
+def _check_no_password(value: Any, path: str, file: str, what: str = "",
+                       error: type[RecipeError] = RecipeError) -> None:
+    """A recipe is saved with every run (``recipe.yaml``): a password in a URL would be too."""
+    if isinstance(value, str) and "@" in value:
+        masked = url_password(value)
+        if masked:
+            raise error(f"{what}a URL holding a password ({masked}) is refused: the recipe is saved "
+                        "with the run", file=file, path=path or None,
+                        hint="remove user:password@ and give the credentials through the environment "
+                             "variables the component reads (its documentation names them)")
 
 
 # -- helpers ---------------------------------------------------------------------------

@@ -20,6 +20,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,23 @@ def _address(server: str, port: int) -> str:
     return f"{server}:{port}"
 
 
+def _has_credentials(server: str) -> bool:
+    """Whether a server URL carries ``user@`` or ``user:password@`` (``http://me:pw@host``)."""
+    return urlsplit(_with_scheme(server)).username is not None
+
+
+def _without_credentials(server: str) -> str:
+    """The server URL with any ``user:password@`` taken out (safe to print)."""
+    scheme, _, rest = _with_scheme(server).partition("://")
+    host, slash, path = rest.partition("/")
+    return f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
+
+
+def _with_scheme(server: str) -> str:
+    server = server.strip()
+    return server if "://" in server else "http://" + server
+
+
 def _copy_snapshot(snapshot: Snapshot, samples: int) -> Snapshot:
     """The first ``samples`` samples, copied: the engine may reuse its arrays."""
 
@@ -69,7 +87,11 @@ def _copy_snapshot(snapshot: Snapshot, samples: int) -> Snapshot:
 
 
 class VisdomMonitor(Monitor):
-    """Live curves, metrics per decoder, image panels and results in a Visdom server."""
+    """Live curves, metrics per decoder, image panels and results in Visdom (login from env VISDOM_USERNAME/_PASSWORD).
+
+    ``server`` is a host or URL without credentials: a recipe is saved with the run, so a
+    login comes from the environment variables ``VISDOM_USERNAME`` and ``VISDOM_PASSWORD``.
+    """
 
     def __init__(self, server: str = "http://127.0.0.1", port: int = 8097, env: str | None = None,
                  every: int = 1, images: bool = True, samples: int = 4, interval: float = 1.0,
@@ -77,6 +99,12 @@ class VisdomMonitor(Monitor):
         if not isinstance(server, str) or not server.strip():
             raise ParameterError(f"visdom: server must be a host or URL, got {server!r}",
                                  hint="e.g. server: http://127.0.0.1")
+        if _has_credentials(server):
+            raise ParameterError(f"visdom: server must not hold a user name or password "
+                                 f"({_without_credentials(server)} with them removed): the recipe is "
+                                 "saved with the run",
+                                 hint=f"set {USERNAME_ENV} and {PASSWORD_ENV} in the environment instead; "
+                                      "the monitor logs in with them")
         if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
             raise ParameterError(f"visdom: port must be a number from 1 to 65535, got {port!r}")
         if env is not None and (not isinstance(env, str) or not re.fullmatch(r"[A-Za-z0-9_.@-]+", env)):

@@ -52,6 +52,13 @@ def run_command(args: argparse.Namespace) -> int:
                  log_level=args.log_level)
 
 
+def open_server_warning(port: int) -> str:
+    """The one line ``kitpose visdom --host 0.0.0.0`` without ``--login`` prints."""
+    return (f"kitpose: warning: Visdom listens on every interface (port {port}) without a login: anyone "
+            "on the network can read and change the dashboards; add --login (with VISDOM_USERNAME and "
+            "VISDOM_PASSWORD set) or use --host 127.0.0.1")
+
+
 def _check_port_free(host: str, port: int) -> None:
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as tornado does: only a listener blocks
@@ -96,6 +103,8 @@ def serve(port: int = DEFAULT_PORT, host: str = "127.0.0.1", env_path: str | Pat
     if login:
         _prepare_login()
     _check_port_free(host, port)
+    if host in _ALL_HOSTS and not login:
+        print(open_server_warning(port), file=sys.stderr, flush=True)
     missing = missing_assets()
     if missing:
         print(f"kitpose: visdom's page assets are missing ({len(missing)} files): the API works but the "

@@ -185,3 +185,21 @@ def test_cli_refuses_a_resolver_bypass_in_overrides(tmp_path):
     assert "toy.yaml: vars.x: override" in line and "computed by an interpolation" in line
     line = one_line_error(run_cli("check", str(TOY), "+vars={a: 1, a: 2}", cwd=tmp_path, timeout=60))
     assert "duplicate key 'a'" in line
+
+
+# -- secrets -------------------------------------------------------------------------------
+def test_a_password_in_any_url_is_refused_and_masked(tmp_path):
+    path = write(tmp_path, "r.yaml", "kitpose: 1\nvars:\n  hosts: [ok, 'ftp://u:hunter2@files.example.org/x']\n")
+    with pytest.raises(RecipeError, match=r"r\.yaml: vars\.hosts\[1\]: a URL holding a password "
+                                          r"\(ftp://u:\*\*\*@files\.example\.org\)") as info:
+        load_recipe(path, search_dirs=[])
+    assert "hunter2" not in str(info.value)
+    with pytest.raises(OverrideError, match=r"override '\+vars\.s=http://u:\*\*\*@h'") as info:
+        load_recipe(write(tmp_path, "ok.yaml", "kitpose: 1\n"), ["+vars.s=http://u:hunter2@h"], search_dirs=[])
+    assert "hunter2" not in str(info.value)
+
+
+def test_urls_without_a_password_are_fine(tmp_path):
+    path = write(tmp_path, "r.yaml", "kitpose: 1\nvars: {a: 'http://host:8097/x@y', b: 'me@example.org', "
+                                     "c: 'http://user@host'}\n")
+    assert load_recipe(path, search_dirs=[]).select("vars.a") == "http://host:8097/x@y"

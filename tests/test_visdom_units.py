@@ -281,3 +281,98 @@ def test_one_window_that_cannot_be_sent_does_not_hold_up_the_others():
     assert any("lr" in w for w in client.lines) and any("val" in w for w in client.lines)
     assert client.images == ["picture"] and client.saves >= 1  # sent after the refused window
     assert len([w for w in warnings if w.startswith("send:")]) == 1  # said once, not per cycle
+
+
+# -- credentials -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("server", ["http://me:s3cret@example.org", "me:s3cret@example.org:8097",
+                                    "https://me@example.org/visdom"])
+def test_credentials_in_the_server_url_are_refused(server: str) -> None:
+    with pytest.raises(ParameterError) as caught:
+        kitpose.build("monitor", "visdom", server=server)
+    message = str(caught.value)
+    assert "must not hold a user name or password" in message and "VISDOM_USERNAME and VISDOM_PASSWORD" in message
+    assert "s3cret" not in message and "me@" not in message and "\n" not in message
+
+
+def test_a_recipe_with_a_password_in_a_url_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    from conftest import run_cli
+
+    recipe = Path(__file__).parent / "recipes" / "toy.yaml"
+    for args in (["+monitors.visdom={use: visdom, server: 'http://me:s3cret@example.org'}"],
+                 ["+vars.pw=s3cret", "+monitors.visdom={use: visdom, server: 'http://me:${vars.pw}@host'}"]):
+        for command in ("check", "run"):
+            result = run_cli(command, str(recipe), f"runs_dir={tmp_path / 'runs'}", *args, cwd=tmp_path)
+            assert result.returncode == 2, result.stderr
+            lines = result.stderr.strip().splitlines()
+            assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+            assert "toy.yaml: monitors.visdom.server: " in lines[0]
+            assert "a URL holding a password" in lines[0] and "environment variables" in lines[0]
+            assert "s3cret" not in result.stderr + result.stdout
+    assert not (tmp_path / "runs").exists()  # no recipe.yaml saved anywhere
+
+
+def test_a_recipe_file_with_a_password_in_a_url_names_file_and_key(tmp_path: Path) -> None:
+    from kitpose.errors import RecipeError
+    from kitpose.recipe import load_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text("kitpose: 1\nmonitors:\n  visdom: {use: visdom, server: 'https://me:s3cret@host:8097/v'}\n")
+    with pytest.raises(RecipeError, match=r"r\.yaml: monitors\.visdom\.server: a URL holding a password "
+                                          r"\(https://me:\*\*\*@host:8097\)") as caught:
+        load_recipe(path, search_dirs=[])
+    assert "s3cret" not in str(caught.value)
+
+
+def _serve_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **options: object) -> None:
+    """``serve`` as ``kitpose visdom`` calls it, with visdom's server loop replaced by a stop."""
+    from visdom.server import run_server
+
+    from kitpose_plugins._visdom_server import serve
+
+    def stop_at_once(print_func: object = None) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_server, "main", stop_at_once)
+    monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch"))  # serve hides torch while serving
+    assert serve(port=free_port(), env_path=tmp_path / "envs", **options) == 0
+
+
+def test_an_open_server_without_login_warns_in_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    _serve_once(monkeypatch, tmp_path, host="0.0.0.0")
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    assert "anyone on the network can read and change the dashboards" in warnings[0]
+    assert "--login" in warnings[0]
+
+
+@pytest.mark.parametrize("options", [{"host": "127.0.0.1"}, {"host": "0.0.0.0", "login": True}])
+def test_a_local_or_login_server_does_not_warn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str], options: dict) -> None:
+    monkeypatch.setenv("VISDOM_USERNAME", "me")
+    monkeypatch.setenv("VISDOM_PASSWORD", "pw")
+    monkeypatch.setenv("VISDOM_COOKIE", "0123456789abcdef")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("VISDOM_USE_ENV_CREDENTIALS", "")  # serve sets it; restored after the test
+    _serve_once(monkeypatch, tmp_path, **options)
+    assert "anyone on the network" not in capsys.readouterr().err
+
+
+def test_kitpose_visdom_on_every_interface_warns(tmp_path: Path) -> None:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, "-m", "kitpose", "visdom", "--host", "0.0.0.0", "--port",
+                                str(port), "--env-path", str(tmp_path / "envs")],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                time.sleep(0.1)
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=20)
+    warnings = [line for line in err.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "anyone on the network can read and change the dashboards" in warnings[0], err
