@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kitpose.errors import ComponentError, KitposeError, RecipeError, suggestion
+from kitpose.paths import name_problem
 from kitpose.recipe import Recipe, as_plain
 from kitpose.registry import KINDS, Registry
 
@@ -55,9 +56,26 @@ class ComponentSpec:
         except KitposeError as exc:
             exc.file, exc.path = exc.file or self.file, exc.path or self.path
             raise
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, OverflowError) as exc:
             raise ComponentError(f"{self.kind} '{self.name}' rejected its parameters: {exc}",
                                  file=self.file, path=self.path) from exc
+        except (MemoryError, RuntimeError) as exc:  # e.g. a width too large to allocate
+            if isinstance(exc, MemoryError) or _is_allocation_failure(exc):
+                raise ComponentError(f"{self.kind} '{self.name}' does not fit in memory with these "
+                                     f"parameters: {_first_line(exc)}", file=self.file, path=self.path,
+                                     hint="make it smaller (width, channels, size)") from exc
+            raise ComponentError(f"{self.kind} '{self.name}' cannot be built: {type(exc).__name__}: "
+                                 f"{_first_line(exc)}", file=self.file, path=self.path) from exc
+
+
+def _is_allocation_failure(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(words in text for words in ("allocate", "out of memory", "bad_alloc"))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0][:300] if lines else type(exc).__name__
 
 
 @dataclass
@@ -129,6 +147,7 @@ def parse_components(recipe: Recipe, registry: Registry, section: str = "compone
     out: dict[str, ComponentSpec | Group] = {}
     for key, node in raw.items():
         path = f"{section}.{key}"
+        _check_key(key, path, recipe.file)
         if node is None:  # `key: null` removes an inherited component
             continue
         if is_spec(node):
@@ -136,6 +155,7 @@ def parse_components(recipe: Recipe, registry: Registry, section: str = "compone
         elif isinstance(node, Mapping) and node and all(is_spec(v) or v is None for v in node.values()):
             group = Group(key, path=path)
             for member, sub in node.items():
+                _check_key(member, f"{path}.{member}", recipe.file)
                 if sub is not None:
                     group.members[member] = parse_spec(sub, f"{path}.{member}", registry, kind=kind,
                                                        file=recipe.file, key=member)
@@ -144,6 +164,14 @@ def parse_components(recipe: Recipe, registry: Registry, section: str = "compone
             raise RecipeError("expected {use: NAME, ...} or a group of such entries",
                               file=recipe.file, path=path, hint="add 'use: NAME'")
     return out
+
+
+def _check_key(key: Any, path: str, file: str) -> None:
+    """Component keys and group member names become file names and table rows: keep them safe."""
+    problem = name_problem(key)
+    if problem:
+        raise RecipeError(f"component key {problem}", file=file, path=path,
+                          hint="rename the key, e.g. my_decoder")
 
 
 # -- call signatures ---------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kitpose.errors import ParameterError, PluginError, UnknownComponentError, suggestion
+from kitpose.paths import RunPath, path_problem
 
 KINDS: tuple[str, ...] = (
     "dataset", "transform", "backbone", "head", "encoder", "decoder",
@@ -91,14 +92,95 @@ def signature_of(factory: Callable[..., Any]) -> inspect.Signature | None:
             return None
 
 
+@dataclass(frozen=True)
+class Range:
+    """Bounds of a number parameter, given in its annotation: ``Annotated[int, Range(1, None)]``.
+
+    ``check`` (and ``run``) then refuse a value outside ``[low, high]`` before anything is
+    built, so a component needs no code of its own to say ``joints: 0`` is wrong.
+    """
+
+    low: float | None = None
+    high: float | None = None
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` is out of range, or None when it is inside (or not a number)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if self.low is not None and value < self.low:
+            return f"must be at least {self.low:g}" if self.high is None else self._between()
+        if self.high is not None and value > self.high:
+            return f"must be at most {self.high:g}" if self.low is None else self._between()
+        return None
+
+    def _between(self) -> str:
+        return f"must be between {self.low:g} and {self.high:g}"
+
+
+#: annotations whose values are checked at check time: what YAML can hold for each
+_SIMPLE: dict[Any, tuple[str, Callable[[Any], bool]]] = {
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+    int: ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    str: ("a string", lambda v: isinstance(v, str)),
+}
+
+
+def _parameter_error(what: str, name: str, message: str, hint: str | None = None) -> ParameterError:
+    error = ParameterError(f"{what}: {name} {message}", hint=hint)
+    error.param = name
+    return error
+
+
+def _check_value(parameter: inspect.Parameter, value: Any, what: str) -> None:
+    """Check ``value`` against the parameter's annotation where it says something simple.
+
+    Understood: ``Literal[...]``, ``int`` / ``float`` / ``bool`` / ``str``, ``RunPath``,
+    ``Annotated[T, Range(low, high)]``, and any of these ``| None``. Anything else (a
+    ``Sequence[int]``, a union of several types, a string annotation) is not checked.
+    """
+    annotation = parameter.annotation
+    if annotation is parameter.empty or isinstance(annotation, str):
+        return
+    _check_choice(parameter, value, what)
+    members = typing.get_args(annotation) if _is_union(annotation) else (annotation,)
+    if value is None and type(None) in members:
+        return
+    members = tuple(m for m in members if m is not type(None))
+    if len(members) != 1:
+        return
+    kind, ranges = members[0], ()
+    if typing.get_origin(kind) is typing.Annotated:
+        kind, *extras = typing.get_args(kind)
+        ranges = tuple(e for e in extras if isinstance(e, Range))
+    name = parameter.name
+    if kind is RunPath:
+        problem = path_problem(value)
+        if problem:
+            raise _parameter_error(what, name, problem, "give a file name inside the run directory, "
+                                   "e.g. figures/predictions.png")
+        return
+    if kind in _SIMPLE:
+        words, fits = _SIMPLE[kind]
+        if not fits(value):
+            raise _parameter_error(what, name, f"must be {words}, not {value!r}")
+    for bound in ranges:
+        problem = bound.problem(value)
+        if problem:
+            raise _parameter_error(what, name, f"{problem}, not {value!r}")
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (typing.Union, types.UnionType)
+
+
 def _check_choice(parameter: inspect.Parameter, value: Any, what: str) -> None:
     """A parameter annotated ``Literal[...]`` (alone or in a union) takes one of its values."""
     annotation = parameter.annotation
     options = _literal_values(annotation)
     if options is None or value in options:
         return
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType) and \
-            any(_literal_values(a) is None for a in typing.get_args(annotation)):
+    if _is_union(annotation) and any(_literal_values(a) is None for a in typing.get_args(annotation)):
         return  # the union also admits other types
     choices = ", ".join(repr(o) for o in options)
     near = suggestion(value, [o for o in options if isinstance(o, str)]) if isinstance(value, str) else ""
@@ -110,7 +192,7 @@ def _check_choice(parameter: inspect.Parameter, value: Any, what: str) -> None:
 def _literal_values(annotation: Any) -> tuple[Any, ...] | None:
     if typing.get_origin(annotation) is typing.Literal:
         return typing.get_args(annotation)
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+    if _is_union(annotation):
         values = [v for a in typing.get_args(annotation) for v in (_literal_values(a) or ())]
         return tuple(values) or None
     return None
@@ -121,7 +203,8 @@ def check_parameters(factory: Callable[..., Any], params: Mapping[str, Any], *, 
     """Raise :class:`ParameterError` when ``params`` do not fit ``factory``'s signature.
 
     ``n_args`` positional arguments are supplied by code (for example the model
-    parameters an optimizer receives) and fill the first positional parameters.
+    parameters an optimizer receives) and fill the first positional parameters. Values
+    are checked against simple annotations too (see :func:`_check_value`).
     """
     sig = signature_of(factory)
     if sig is None:
@@ -142,7 +225,7 @@ def check_parameters(factory: Callable[..., Any], params: Mapping[str, Any], *, 
                 raise error
     for p in parameters:
         if p.name in params:
-            _check_choice(p, params[p.name], what)
+            _check_value(p, params[p.name], what)
     missing = [p.name for p in parameters
                if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
                and p.name not in filled and p.name not in params]

@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from kitpose.errors import ParameterError
+from kitpose.errors import KitposeError, ParameterError
 from kitpose.monitor import Monitor, RunInfo, Snapshot
+from kitpose.paths import RunPath, run_path
 
 from kitpose_plugins._figures_guard import LatestJobs, OnceWarner, never_raises
 from kitpose_plugins._figures_series import Curves, StepFilter
@@ -27,18 +28,22 @@ _GROUND_TRUTH_TEXT = (170, 150, 0)  # a darker cyan: readable on white
 
 
 def _check_png_name(key: str, value: str) -> str:
+    """A file name ending in .png; where it may go (inside the run directory) is the
+    ``RunPath`` annotation's business, checked with the recipe."""
     name = str(value)
-    if not name.endswith(".png") or "/" in name or "\\" in name or name.startswith("."):
-        raise ParameterError(f"figures: {key} must be a file name ending in .png, got {value!r}",
-                             hint=f"e.g. {key}: {key}.png")
+    if not name.endswith(".png") or name.startswith("."):
+        error = ParameterError(f"figures: {key} must be a file name ending in .png, got {value!r}",
+                               hint=f"e.g. {key}: {key}.png")
+        error.param = key
+        raise error
     return name
 
 
 class FiguresMonitor(Monitor):
     """PNGs in the run directory: predictions on validation samples and training curves."""
 
-    def __init__(self, samples: int = 4, every: int = 1, predictions: str = "predictions.png",
-                 heatmaps: str = "heatmaps.png", curves: str = "curves.png", dpi: int = 100,
+    def __init__(self, samples: int = 4, every: int = 1, predictions: RunPath = "predictions.png",
+                 heatmaps: RunPath = "heatmaps.png", curves: RunPath = "curves.png", dpi: int = 100,
                  wait: float = 60.0) -> None:
         if int(samples) < 1:
             raise ParameterError(f"figures: samples must be at least 1, got {samples}")
@@ -55,6 +60,7 @@ class FiguresMonitor(Monitor):
         self.curves = Curves()
         self._warn = OnceWarner(log)
         self._dir: Path | None = None
+        self._paths: dict[str, Path] = {}
         self._title = ""
         self._skeleton: tuple[tuple[int, int], ...] = ()
         self._jobs = LatestJobs("kitpose-figures", self._job_failed)
@@ -63,6 +69,12 @@ class FiguresMonitor(Monitor):
     @never_raises
     def on_start(self, run: RunInfo) -> None:
         self._dir = Path(run.dir)
+        try:  # each file inside the run directory, even through a link already there
+            self._paths = {key: run_path(self._dir, name, what=f"figures: {key}")
+                           for key, name in self.files.items()}
+        except KitposeError as exc:
+            self._warn("path", f"{exc}; no pictures are written")
+            return
         self._title = str(run.name)
         self._skeleton = tuple(run.skeleton or ())
 
@@ -94,7 +106,7 @@ class FiguresMonitor(Monitor):
             self._warn("no-dir", "figures: the run directory is unknown (on_start was not called); "
                                  "no pictures are written")
             return None
-        return self._dir / self.files[key]
+        return self._paths.get(key)  # none when on_start refused the path
 
     def _submit_curves(self) -> None:
         frozen = copy.deepcopy(self.curves)  # the training thread keeps appending
