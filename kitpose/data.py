@@ -21,6 +21,8 @@ The ``data`` section of a recipe, per split (``train``, ``val``, ``test``)::
 """
 from __future__ import annotations
 
+import logging
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -30,7 +32,7 @@ import numpy as np
 import toolz
 
 from kitpose.components import ComponentSpec, declared, parse_spec
-from kitpose.errors import RecipeError, suggestion
+from kitpose.errors import RecipeError, RunError, suggestion
 from kitpose.recipe import Recipe
 from kitpose.registry import Registry
 from kitpose.settings import SPLIT_SETTINGS, check_settings
@@ -67,9 +69,15 @@ def parse_split(recipe: Recipe, registry: Registry, split: str) -> SplitSpec:
     """Read ``data.SPLIT`` and check every key, name and parameter (builds nothing)."""
     base = f"data.{split}"
     raw = recipe.select(base)
-    if not isinstance(raw, Mapping):
+    if raw is None:
         raise RecipeError(f"the recipe has no data for split '{split}'", file=recipe.file, path="data",
                           hint=f"add {base}: {{dataset: {{use: NAME}}}}")
+    if not isinstance(raw, Mapping):
+        raise RecipeError(f"must be a mapping, not a {type(raw).__name__}", file=recipe.file, path=base,
+                          hint=f"write {base}: {{dataset: {{use: NAME}}, batch_size: 32}}")
+    if not isinstance(raw.get("transforms") or [], list):
+        raise RecipeError("must be a list of transforms", file=recipe.file, path=f"{base}.transforms",
+                          hint="write transforms: [{use: NAME}, ...]")
     for key in raw:
         if key not in SPLIT_KEYS:
             raise RecipeError(f"unknown key '{key}'{suggestion(str(key), SPLIT_KEYS)}", file=recipe.file,
@@ -129,6 +137,8 @@ class PipelineDataset:
         rng = np.random.default_rng([self.seed, self.epoch, int(index)])
         sample = dict(self.dataset[index])
         sample.setdefault("index", index)
+        if INVALID_KEY in sample:  # unreadable: passed on untransformed for collate to drop
+            return sample
         return toolz.pipe(sample, *[partial(t, rng=rng) for t in self.transforms])
 
     def __getattr__(self, name: str) -> Any:  # joint names, flip pairs, skeleton ...
@@ -144,10 +154,44 @@ def build_split(spec: SplitSpec, registry: Registry, *, seed: int = 0) -> Pipeli
     return PipelineDataset(dataset, transforms, seed=seed, limit=spec.limit)
 
 
+#: A dataset returns ``{INVALID_KEY: "why", ...}`` for a sample it cannot load but was told to
+#: skip (``skip_invalid``); :func:`collate` drops it from its batch and counts it, so a batch
+#: is one sample short rather than holding another sample twice.
+INVALID_KEY = "invalid"
+#: samples :func:`collate` dropped in this process (each data-loader worker counts its own)
+dropped_samples = 0
+
+
+def drop_invalid(samples: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The samples that are not marked invalid; each dropped one is counted, the first said on
+    the console and every one written to the run's log (``logging.getLogger("kitpose")``)."""
+    global dropped_samples
+    kept = []
+    for sample in samples:
+        if INVALID_KEY not in sample:
+            kept.append(sample)
+            continue
+        dropped_samples += 1
+        reason = str(sample[INVALID_KEY])
+        log = logging.getLogger("kitpose")
+        if dropped_samples == 1:
+            print(f"kitpose: warning: skipped an unreadable sample (skip_invalid): {reason}; "
+                  "later ones are counted in run.log", file=sys.stderr, flush=True)
+        log.info("skipped unreadable sample %d (skip_invalid): %s", dropped_samples, reason)
+    return kept
+
+
 def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Stack samples into batched tensors; images become float [B, C, H, W] in [0, 1]."""
+    """Stack samples into batched tensors; images become float [B, C, H, W] in [0, 1].
+
+    Samples marked invalid (:data:`INVALID_KEY`) are dropped and counted first.
+    """
     import torch
 
+    samples = drop_invalid(samples)
+    if not samples:
+        raise RunError("every sample of a batch is unreadable (skip_invalid drops them, but a batch "
+                       "needs one readable sample)", hint="replace the files named in run.log")
     batch: dict[str, Any] = {}
     for key in samples[0]:
         values = [s[key] for s in samples]

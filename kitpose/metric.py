@@ -14,11 +14,13 @@ class Metric:
 
     The call contract: ``update(**tensors)`` for each batch, ``compute()`` returns
     ``{name: float}``, ``per_joint()`` returns ``{name: [float per joint]}`` (optional),
-    ``reset()`` forgets everything.
+    ``reset()`` forgets everything; ``output_names()`` says which keys ``compute`` returns.
     """
 
     #: flow nodes that call a metric produce no tensors
     outputs: tuple[str, ...] = ()
+    #: the keys ``compute()`` returns, when they do not depend on parameters (None: undeclared)
+    names: tuple[str, ...] | None = None
 
     def __init__(self) -> None:
         self._accumulated: dict[str, list[Any]] = {}
@@ -50,6 +52,14 @@ class Metric:
 
     def compute(self) -> dict[str, float]:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def output_names(self) -> tuple[str, ...] | None:
+        """The keys :meth:`compute` returns, known before any update (None: not declared).
+
+        ``kitpose check`` reads them to refuse a ``val.metric`` that no metric reports;
+        override this when the names depend on parameters (``PCKh@0.1`` ...).
+        """
+        return None if self.names is None else tuple(self.names)
 
     def per_joint(self) -> dict[str, list[float]]:
         """Per-joint values of the headline numbers; empty when a metric has none."""

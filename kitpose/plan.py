@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from kitpose.components import ComponentSpec, Group, parse_components, parse_spec
+from kitpose.components import ComponentSpec, Group, call_target, parse_components, parse_spec
 from kitpose.data import SPLITS, SplitSpec, parse_split, split_sources
 from kitpose.errors import RecipeError, suggestion
 from kitpose.flow import Flow, parse_flow
@@ -48,6 +49,15 @@ class Plan:
         return self.flows.get(stage)
 
 
+def _mapping_at(recipe: Recipe, key: str, example: str) -> Mapping[str, Any]:
+    """The mapping at a top-level ``key`` (empty when absent); a list or value there is an error."""
+    value = recipe.select(key, default={}) or {}
+    if not isinstance(value, Mapping):
+        raise RecipeError(f"'{key}' must be a mapping, not a {type(value).__name__}", file=recipe.file,
+                          path=key, hint=f"write {example}")
+    return value
+
+
 def section(recipe: Recipe, name: str) -> dict[str, Any]:
     """A train/val/test section with defaults filled in; unknown keys are errors."""
     defaults = DEFAULTS[name]
@@ -59,7 +69,7 @@ def section(recipe: Recipe, name: str) -> dict[str, Any]:
             raise RecipeError(f"unknown key '{key}'{suggestion(str(key), defaults)}", file=recipe.file,
                               path=f"{name}.{key}", hint="keys are: " + ", ".join(defaults))
     merged = {**defaults, **raw}
-    if isinstance(defaults.get("show"), dict):
+    if isinstance(defaults.get("show"), dict) and isinstance(raw.get("show"), Mapping | None):
         merged["show"] = {**defaults["show"], **(raw.get("show") or {})}
     return merged
 
@@ -79,9 +89,82 @@ def check_recipe(path: str, overrides: Iterable[str] = (), *, registry: Registry
     plan = plan_recipe(recipe, registry=registry)
     light = [spec for spec in _specs(plan.components) if spec.kind in VALUE_CHECKED_KINDS]
     light += [t for split in plan.splits.values() for t in split.transforms]
-    for spec in light:
-        spec.build(plan.registry)
+    built = {id(spec): spec.build(plan.registry) for spec in light}
+    _check_selection(plan, lambda spec: built.get(id(spec)))
+    _check_optimizer(plan)
     return plan
+
+
+def _check_optimizer(plan: Plan) -> None:
+    """Build the optimizer (and scheduler) on one dummy parameter: torch checks ``lr`` and
+    the other values, so ``lr: -1`` fails here rather than after the model is built."""
+    if plan.optimizer is None:
+        return
+    import torch
+
+    optimizer = plan.optimizer.build(plan.registry, [torch.nn.Parameter(torch.zeros(1))])
+    if plan.scheduler is not None:
+        plan.scheduler.build(plan.registry, optimizer)
+
+
+def branch_labels(flow: Flow) -> dict[str, list[tuple[str, str | None]]]:
+    """``{branch: [(metric component, member), ...]}``: the branches a val/test flow scores
+    (as the results name them: ``output`` without fan-out) and the metrics scored on each."""
+    labels = [""]
+    scored: dict[str, list[tuple[str, str | None]]] = {}
+    for node in flow.nodes:
+        if node.is_metric:
+            for label in labels:
+                scored.setdefault(label or "output", []).extend(
+                    (node.component, member) for member in (node.members or (None,)))
+        elif node.forks:
+            labels = [f"{label}/{m}" if label else m for label in labels for m in node.members]
+    return scored
+
+
+def _check_selection(plan: Plan, instance: Any) -> None:
+    """``val.branch`` and ``val.metric`` name a branch and a value the val flow produces.
+
+    ``instance(spec)`` is the built metric (or None); a metric declares its value names
+    with ``output_names()``; one that declares nothing is not checked.
+    """
+    flow = plan.flows.get("val")
+    val = plan.settings["val"]
+    if flow is None or not (val["metric"] or val["branch"]):
+        return
+    file = plan.recipe.file
+    scored = branch_labels(flow)
+    if not scored:
+        key = "val.metric" if val["metric"] else "val.branch"
+        raise RecipeError("the validation flow scores no metric", file=file, path=key,
+                          hint="call a metric in flows.val (or flows.test), or remove " + key)
+    branch = val["branch"] or next(iter(scored))
+    if branch not in scored:
+        raise RecipeError(f"'{branch}' is not a branch of the validation flow"
+                          f"{suggestion(branch, scored)}", file=file, path="val.branch",
+                          hint="branches: " + ", ".join(scored))
+    if not val["metric"]:
+        return
+    names: list[str] = []
+    for component, member in scored[branch]:
+        item = plan.components[component]
+        spec = item.members[member] if isinstance(item, Group) and member else item
+        declared_names = _metric_names(instance(spec)) if isinstance(spec, ComponentSpec) else None
+        if declared_names is None:
+            return  # a metric that does not say what it reports: nothing to check against
+        names.extend(declared_names)
+    if val["metric"] not in names:
+        raise RecipeError(f"'{val['metric']}' is not a value the validation flow reports"
+                          f"{suggestion(val['metric'], names)}", file=file, path="val.metric",
+                          hint="values: " + (", ".join(names) or "none"))
+
+
+def _metric_names(metric: Any) -> tuple[str, ...] | None:
+    method = getattr(metric, "output_names", None)
+    if metric is None or not callable(method):
+        return None
+    names = method()
+    return None if names is None else tuple(str(n) for n in names)
 
 
 def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
@@ -110,7 +193,7 @@ def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
     values.update({f"{name}.{key}": value for name, part in settings.items() for key, value in part.items()})
     check_settings(values, RUN_SETTINGS, file=recipe.file)
     splits = {}
-    data = recipe.select("data", default={}) or {}
+    data = _mapping_at(recipe, "data", "data: {train: {dataset: {use: NAME}}, ...}")
     for key in data:
         if key == "root":  # where the data lives; recipes interpolate ${data.root}
             continue
@@ -119,7 +202,7 @@ def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
                               path=f"data.{key}", hint="splits are: " + ", ".join(SPLITS))
         splits[key] = parse_split(recipe, registry, key)
 
-    raw_flows = recipe.select("flows", default={}) or {}
+    raw_flows = _mapping_at(recipe, "flows", "flows: {train: [...], test: [...]}")
     for key in raw_flows:
         if key not in SPLITS:
             raise RecipeError(f"unknown flow '{key}'{suggestion(str(key), SPLITS)}", file=recipe.file,
@@ -166,19 +249,50 @@ def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
                                    kind="scheduler", file=recipe.file)
             scheduler.check(registry, n_args=1)
     if settings["test"]["flip"] and "test" in flows:
-        _check_flip(recipe, settings["test"], components, flows["test"])
+        _check_flip(recipe, settings["test"], components, flows["test"], registry)
+    _check_checkpoint(recipe, settings["test"], flows)
+    if "val" in flows and settings["val"]["branch"]:
+        scored = branch_labels(flows["val"])
+        branch = settings["val"]["branch"]
+        if scored and branch not in scored:
+            raise RecipeError(f"'{branch}' is not a branch of the validation flow"
+                              f"{suggestion(branch, scored)}", file=recipe.file, path="val.branch",
+                              hint="branches: " + ", ".join(scored))
     return Plan(recipe, registry, components, monitors, splits, flows, settings, optimizer, scheduler)
 
 
-def _check_flip(recipe: Recipe, test: Mapping[str, Any], components: Mapping[str, Any], flow: Flow) -> None:
-    if test["flip_encoder"] not in components:
-        raise RecipeError(f"flip test needs component '{test['flip_encoder']}' with flip_back",
+def _check_checkpoint(recipe: Recipe, test: Mapping[str, Any], flows: Mapping[str, Flow]) -> None:
+    """A ``test.checkpoint`` other than best/last is a file that must exist now, not after training."""
+    which = test["checkpoint"]
+    if "test" not in flows or which in (None, "best", "last"):
+        return
+    if not Path(which).is_file():
+        raise RecipeError(f"'{which}' is not a file", file=recipe.file,
+                          path="test.checkpoint",
+                          hint="give best, last, or the path of a checkpoint (relative to the current folder)")
+
+
+def _check_flip(recipe: Recipe, test: Mapping[str, Any], components: Mapping[str, Any], flow: Flow,
+                registry: Registry) -> None:
+    """The flip test needs one component with ``flip_back`` and the tensor it un-flips."""
+    name = test["flip_encoder"]
+    item = components.get(name)
+    if not isinstance(item, ComponentSpec) or _lacks(item.factory(registry), item.kind, "flip_back"):
+        what = "is not a component" if item is None else \
+            "is a group" if isinstance(item, Group) else f"({item.kind} '{item.name}') has no flip_back"
+        raise RecipeError(f"flip test needs a component with flip_back; '{name}' {what}",
                           file=recipe.file, path="test.flip_encoder",
                           hint="name the encoder component, e.g. test.flip_encoder=encoder")
     if test["flip_heatmaps"] not in flow.produced():
         raise RecipeError(f"flip test: the test flow produces no '{test['flip_heatmaps']}'",
                           file=recipe.file, path="test.flip_heatmaps",
                           hint="name the predicted heatmaps tensor")
+
+
+def _lacks(factory: Any, kind: str, method: str) -> bool:
+    """True when the class a factory builds is known and has no ``method``."""
+    known = call_target(factory, kind, "__init__") is not None
+    return known and call_target(factory, kind, method) is None
 
 
 def _specs(components: Mapping[str, ComponentSpec | Group]) -> list[ComponentSpec]:

@@ -50,6 +50,8 @@ class OKSAP(Metric):
     ``per_joint()`` gives the mean keypoint similarity of each joint as ``OKS``.
     """
 
+    names = ("AP", "AP50", "AP75", "AP (M)", "AP (L)", "AR", "AR50", "AR75", "AR (M)", "AR (L)")
+
     def __init__(self, sigmas: Sequence[float] | None = None, max_detections: int = 20) -> None:
         super().__init__()
         values = COCO_SIGMAS if sigmas is None else sigmas
@@ -99,8 +101,7 @@ class OKSAP(Metric):
     def compute(self) -> dict[str, float]:
         state = self._gathered_state()
         if state is None:
-            return dict.fromkeys(("AP", "AP50", "AP75", "AP (M)", "AP (L)",
-                                  "AR", "AR50", "AR75", "AR (M)", "AR (L)"), -1.0)
+            return dict.fromkeys(self.names, -1.0)
         image = state["image_id"].numpy().copy()
         alone = image < 0  # rows without an image id are images of their own
         image[alone] = image.max(initial=-1) + 1 + np.arange(int(alone.sum()))

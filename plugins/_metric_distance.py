@@ -49,6 +49,9 @@ class _DistanceMetric(Metric):
     def compute(self) -> dict[str, float]:
         return {self.name: self._reduce()[0]}
 
+    def output_names(self) -> tuple[str, ...]:
+        return (self.name,)
+
     def per_joint(self) -> dict[str, list[float]]:
         joints = self._reduce()[1]
         return {self.name: joints} if joints else {}

@@ -92,6 +92,9 @@ class _PCKBase(_ThresholdMetric):
         super().__init__()
         self.thresholds = thresholds_of(self.metric_name, thresholds)
 
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(label(self.name, t) for t in self.thresholds)
+
     def _scores(self) -> dict[str, tuple[float, list[float]]]:
         state = self._gathered()
         if state is None:
@@ -148,6 +151,7 @@ class AUC(_ThresholdMetric):
     """
 
     name = "AUC"
+    names = ("AUC",)
 
     def __init__(self, max_threshold: float = 0.5, steps: int = 51, normalizer: str = "head") -> None:
         super().__init__()

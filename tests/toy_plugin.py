@@ -128,6 +128,9 @@ class Distance(Metric):
         d = (pred - target).norm(dim=-1)
         self.accumulate(distance=d, visible=visible, correct=(d <= self.threshold * head_size[:, None]).float())
 
+    def output_names(self) -> tuple:
+        return ("N", "EPE", f"PCK@{self.threshold}")
+
     def compute(self) -> dict:
         v = self.gathered("visible")
         return {"N": float(v.shape[0]), "EPE": float((self.gathered("distance") * v).sum() / v.sum()),
