@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import cv2
 import numpy as np
 
 from kitpose.errors import KitposeError
+from kitpose.registry import Range
 from kitpose_plugins import _data_pose as pose
 from kitpose_plugins import _data_render as render
 from kitpose_plugins._data_geometry import as_size, inside
@@ -61,9 +62,14 @@ class SyntheticPoses:
     flip_pairs = MPII.flip_pairs
     skeleton = MPII.skeleton
 
-    def __init__(self, size: int = 2000, image_size: int | Sequence[int] = 128, split: str = "train",
-                 seed: int = 0, modality: str = "depth", clutter: float = 1.0, occlusion: float = 0.3,
-                 pose_range: float = 1.0, view_range: float = 90.0, noise: float = 0.5,
+    #: ``size`` at most 10 million: every epoch the data sampler lists each index in memory
+    def __init__(self, size: Annotated[int, Range(1, 10_000_000)] = 2000,
+                 image_size: int | Sequence[int] = 128, split: str = "train",
+                 seed: Annotated[int, Range(0, None)] = 0,
+                 modality: Literal["depth", "grey", "colour", "gray", "color", "rgb"] = "depth",
+                 clutter: Annotated[float, Range(0, 10)] = 1.0, occlusion: Annotated[float, Range(0, 1)] = 0.3,
+                 pose_range: Annotated[float, Range(0, 1)] = 1.0, view_range: Annotated[float, Range(0, 180)] = 90.0,
+                 noise: Annotated[float, Range(0, 1)] = 0.5,
                  figure_size: Sequence[float] = (0.65, 0.95), max_depth: float = 8000.0,
                  cache: bool = False) -> None:
         self.size = int(size)

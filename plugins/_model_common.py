@@ -7,12 +7,20 @@ naming the parameter to change, not with a shape error deep inside a convolution
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
 import torch
 from torch import nn
 
 from kitpose.errors import ComponentError
+from kitpose.registry import Range
+
+#: parameter annotations ``kitpose check`` enforces before a model is built: counts are at
+#: least 1; channel widths and joint counts have an upper bound above every published
+#: model, so a typo (width: 32000) is refused instead of exhausting memory
+Joints = Annotated[int, Range(1, 1024)]
+Channels = Annotated[int, Range(1, 4096)]
+Count = Annotated[int, Range(1, None)]
 
 T = TypeVar("T")
 

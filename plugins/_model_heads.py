@@ -9,15 +9,17 @@
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
+from kitpose.registry import Range
 from kitpose_plugins._model_blocks import deconv_stack
 from kitpose_plugins._model_checkpoint import load_pretrained
-from kitpose_plugins._model_common import (check_input, choice, init_conv_weights,
-                                           init_output_layer, non_negative_int, positive_int)
+from kitpose_plugins._model_common import (Channels, Count, Joints, check_input, choice,
+                                           init_conv_weights, init_output_layer, non_negative_int,
+                                           positive_int)
 
 
 class _DeconvHead(nn.Module):
@@ -61,8 +63,8 @@ class HeatmapHead(_DeconvHead):
     name = "heatmap"
     outputs = ("heatmaps",)
 
-    def __init__(self, in_channels: int, joints: int, deconv_layers: int = 0,
-                 deconv_channels: int = 256, final_kernel: int = 1,
+    def __init__(self, in_channels: Channels, joints: Joints, deconv_layers: int = 0,
+                 deconv_channels: Channels = 256, final_kernel: Literal[1, 3] = 1,
                  pretrained: str | None = None) -> None:
         joints = positive_int(joints, "joints", "head 'heatmap'")
         super().__init__(in_channels, joints, deconv_layers, deconv_channels, final_kernel)
@@ -92,8 +94,8 @@ class VolumetricHead(_DeconvHead):
     name = "volumetric"
     outputs = ("heatmaps",)
 
-    def __init__(self, in_channels: int, joints: int, depth: int = 64, deconv_layers: int = 0,
-                 deconv_channels: int = 256, final_kernel: int = 1,
+    def __init__(self, in_channels: Channels, joints: Joints, depth: Annotated[int, Range(1, 1024)] = 64,
+                 deconv_layers: int = 0, deconv_channels: Channels = 256, final_kernel: Literal[1, 3] = 1,
                  pretrained: str | None = None) -> None:
         joints = positive_int(joints, "joints", "head 'volumetric'")
         depth = positive_int(depth, "depth", "head 'volumetric'")
@@ -132,8 +134,9 @@ class RegressionHead(nn.Module):
 
     outputs = ("keypoints",)
 
-    def __init__(self, in_channels: int, joints: int, dims: Literal[2, 3] = 2, feature_stride: int = 4,
-                 stride: int = 4, depth: int = 64, pretrained: str | None = None) -> None:
+    def __init__(self, in_channels: Channels, joints: Joints, dims: Literal[2, 3] = 2,
+                 feature_stride: Count = 4, stride: Count = 4, depth: Count = 64,
+                 pretrained: str | None = None) -> None:
         super().__init__()
         what = "head 'regression'"
         self.in_channels = positive_int(in_channels, "in_channels", what)

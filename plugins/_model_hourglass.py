@@ -15,15 +15,18 @@
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from kitpose.errors import ComponentError
+from kitpose.registry import Range
 from kitpose_plugins._model_blocks import conv_bn
 from kitpose_plugins._model_checkpoint import load_pretrained
-from kitpose_plugins._model_common import (check_input, init_conv_weights, init_output_layer,
-                                           positive_int)
+from kitpose_plugins._model_common import (Channels, Count, Joints, check_input, init_conv_weights,
+                                           init_output_layer, positive_int)
 
 
 class Residual(nn.Module):
@@ -85,8 +88,9 @@ class StackedHourglass(nn.Module):
 
     outputs = ("heatmaps", "stages")
 
-    def __init__(self, joints: int, stacks: int = 4, width: int = 128, depth: int = 4,
-                 blocks: int = 1, stem_channels: int = 128, in_channels: int = 3,
+    def __init__(self, joints: Joints, stacks: Annotated[int, Range(1, 16)] = 4, width: Channels = 128,
+                 depth: Annotated[int, Range(1, 8)] = 4, blocks: Count = 1, stem_channels: Channels = 128,
+                 in_channels: Channels = 3,
                  pretrained: str | None = None) -> None:
         super().__init__()
         what = "backbone 'hourglass'"

@@ -20,16 +20,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from kitpose.registry import Range
 from kitpose_plugins._model_blocks import BasicBlock, Bottleneck, conv_bn, residual_layer
 from kitpose_plugins._model_checkpoint import load_pretrained
-from kitpose_plugins._model_common import (check_input, choice, init_conv_weights, per_stage,
-                                           positive_int)
+from kitpose_plugins._model_common import (Channels, check_input, choice, init_conv_weights,
+                                           per_stage, positive_int)
 
 @dataclass(frozen=True)
 class Variant:
@@ -129,11 +130,12 @@ class HRNet(nn.Module):
 
     outputs = ("features",)
 
-    def __init__(self, width: int | None = None, stages: int = 4,
+    #: the widest branch has 8 x width channels: 256 (5 x HRNet-W48) keeps it near 2048
+    def __init__(self, width: Annotated[int, Range(1, 256)] | None = None, stages: Literal[1, 2, 3, 4] = 4,
                  blocks: int | Sequence[int] | None = None,
                  modules: int | Sequence[int] | None = None,
-                 stem_channels: int | None = None, variant: Literal["full", "small"] = "full",
-                 in_channels: int = 3, pretrained: str | None = None) -> None:
+                 stem_channels: Channels | None = None, variant: Literal["full", "small"] = "full",
+                 in_channels: Channels = 3, pretrained: str | None = None) -> None:
         super().__init__()
         what = "backbone 'hrnet'"
         preset = VARIANTS[choice(variant, "variant", VARIANTS, what)]

@@ -13,15 +13,16 @@ for intermediate supervision.
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
 from kitpose.errors import ComponentError
+from kitpose.registry import Range
 from kitpose_plugins._model_blocks import BasicBlock, Block, Bottleneck, deconv_stack, residual_layer
 from kitpose_plugins._model_checkpoint import load_pretrained
-from kitpose_plugins._model_common import (check_input, choice, init_conv_weights,
+from kitpose_plugins._model_common import (Channels, Joints, check_input, choice, init_conv_weights,
                                            init_output_layer, positive_int)
 
 Depth = Literal[18, 34, 50, 101, 152]
@@ -77,7 +78,8 @@ class ResNet(nn.Module):
 
     outputs = ("features",)
 
-    def __init__(self, depth: Depth = 50, base_channels: int = 64, in_channels: int = 3,
+    def __init__(self, depth: Depth = 50, base_channels: Annotated[int, Range(1, 512)] = 64,
+                 in_channels: Channels = 3,
                  pretrained: str | None = None) -> None:
         super().__init__()
         what = "backbone 'resnet'"
@@ -128,8 +130,9 @@ class ResNetMultiStage(nn.Module):
 
     outputs = ("heatmaps", "stages")
 
-    def __init__(self, joints: int, depth: Depth = 50, stages: int = 2, deconv_channels: int = 256,
-                 base_channels: int = 64, in_channels: int = 3, pretrained: str | None = None) -> None:
+    def __init__(self, joints: Joints, depth: Depth = 50, stages: Annotated[int, Range(1, 16)] = 2,
+                 deconv_channels: Channels = 256, base_channels: Annotated[int, Range(1, 512)] = 64,
+                 in_channels: Channels = 3, pretrained: str | None = None) -> None:
         super().__init__()
         what = "backbone 'resnet_multistage'"
         block, counts = _depth(depth, what)
