@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kitpose.components import ComponentSpec, Group, call_parameters, call_target, declared
-from kitpose.errors import FlowError, suggestion
+from kitpose.errors import FlowError, KitposeError, RunError, suggestion
 from kitpose.recipe import Recipe, as_plain
 from kitpose.registry import Registry
 
@@ -44,6 +44,7 @@ class Node:
     path: str
     kind: str | None = None
     members: tuple[str, ...] = ()  # non-empty for a group
+    spec_path: str = ""  # where the component is defined: ``components.head``
 
     @property
     def is_metric(self) -> bool:
@@ -64,6 +65,7 @@ class Flow:
     name: str
     nodes: list[Node]
     sources: frozenset[str] = field(default_factory=frozenset)
+    file: str = ""  # the recipe, for errors raised while the flow runs
 
     @property
     def forks(self) -> bool:
@@ -103,7 +105,7 @@ def parse_flow(recipe: Recipe, name: str, components: Mapping[str, ComponentSpec
     nodes = [_parse_node(recipe.file, f"{base}[{i}]", i, item, components, registry)
              for i, item in enumerate(raw)]
     ordered = _order(nodes, sources, recipe.file)
-    return Flow(name, ordered, sources)
+    return Flow(name, ordered, sources, recipe.file)
 
 
 def _parse_node(file: str, path: str, index: int, item: Any, components: Mapping[str, Any],
@@ -158,7 +160,8 @@ def _parse_node(file: str, path: str, index: int, item: Any, components: Mapping
     else:
         raise FlowError(f"'{component}' does not declare what it returns", file=file, path=path,
                         hint="name its results with out: {KEY: TENSOR}")
-    return Node(index, component, method or None, inputs, outputs, path, kind, members)
+    return Node(index, component, method or None, inputs, outputs, path, kind, members,
+                getattr(target, "path", "") or f"components.{component}")
 
 
 def _mapping(value: Any, file: str, path: str) -> dict[str, str]:
@@ -263,13 +266,16 @@ class FlowRunner:
             for branch, env in branches.items():
                 kwargs = {arg: env[name] for arg, name in node.inputs.items()}
                 for member in labels:
-                    if node.is_metric:
-                        metric = self._metric(branch, node.component, member)
-                        metric.update(**kwargs)
-                        continue
-                    obj = target[member] if member is not None else target
-                    fn = getattr(obj, node.method) if node.method else obj
-                    result = _as_dict(fn(**kwargs))
+                    try:
+                        if node.is_metric:
+                            metric = self._metric(branch, node.component, member)
+                            metric.update(**kwargs)
+                            continue
+                        obj = target[member] if member is not None else target
+                        fn = getattr(obj, node.method) if node.method else obj
+                        result = _as_dict(fn(**kwargs))
+                    except Exception as exc:
+                        raise self._located(exc, node, member, kwargs) from exc
                     if node.forks:
                         label = f"{branch}/{member}" if branch else str(member)
                         out_env = new.setdefault(label, dict(env))
@@ -280,6 +286,27 @@ class FlowRunner:
             if node.forks:
                 branches = new
         return branches
+
+    def _located(self, exc: Exception, node: Node, member: str | None,
+                 kwargs: Mapping[str, Any]) -> Exception:
+        """``exc`` as one line naming the recipe, the node, the component and its inputs' shapes."""
+        if getattr(exc, "flow_node", None):
+            return exc  # already located by an inner flow
+        who = f"{node.component}/{member}" if member is not None else node.component
+        where = f"{node.spec_path}.{member}" if member is not None else node.spec_path
+        call = f".{node.method}" if node.method else ""
+        text = exc.message if isinstance(exc, KitposeError) else str(exc)
+        text = " ".join(text.split()) or type(exc).__name__
+        if len(text) > 400:
+            text = text[:400] + " ..."
+        shapes = "; inputs " + ", ".join(f"{arg} {_shape(value)}" for arg, value in kwargs.items()) \
+            if kwargs else ""
+        error = RunError(f"{who}{call} ({where}): {type(exc).__name__}: {text}{shapes}",
+                         file=self.flow.file or None, path=node.path,
+                         hint="check that the components' sizes agree (joints, channels, image and "
+                              "heatmap sizes)" if isinstance(exc, RuntimeError) else None)
+        error.flow_node = node.path  # type: ignore[attr-defined]
+        return error
 
     def _metric(self, branch: str, component: str, member: str | None) -> Any:
         label = member or component
@@ -299,6 +326,13 @@ class FlowRunner:
                 row.update({k: float(v) for k, v in metric.compute().items()})
             out[branch or "output"] = row
         return out
+
+
+def _shape(value: Any) -> str:
+    shape = getattr(value, "shape", None)
+    if shape is not None:
+        return "[" + ", ".join(str(int(d)) for d in shape) + "]"
+    return type(value).__name__
 
 
 def _as_dict(result: Any) -> dict[str, Any]:
