@@ -81,3 +81,62 @@ def test_train_flow_cannot_fan_out(toy_recipe):
     with pytest.raises(RecipeError, match="cannot fan out"):
         check(toy_recipe, "flows.train[1].call=decoders", "flows.train[1].in={heatmaps: image}",
               "flows.train[1].out={keypoints: heatmaps}")
+
+
+def test_an_error_inside_a_node_names_recipe_node_component_and_shapes(toy_recipe, registry):
+    from kitpose.errors import RunError
+
+    plan = check(toy_recipe)
+    objects = {"model": registry.build("backbone", "toy_net", joints=5),
+               "encoder": registry.build("encoder", "toy_targets"), "loss": registry.build("loss", "toy_mse")}
+    runner = FlowRunner(plan.flows["train"], objects)
+    batch = {"image": torch.rand(2, 3, 16, 16), "keypoints": torch.rand(2, 3, 2) * 15,
+             "visible": torch.ones(2, 3), "head_size": torch.full((2,), 8.0)}
+    with pytest.raises(RunError) as info:
+        runner(batch)
+    error = info.value
+    assert error.path == "flows.train[2]" and error.file == str(toy_recipe)
+    text = str(error)
+    assert "loss (components.loss): RuntimeError:" in text
+    assert "inputs pred [2, 5, 16, 16], target [2, 3, 16, 16], weights [2, 3]" in text
+    assert "\n" not in text
+    assert isinstance(error.__cause__, RuntimeError)
+
+
+def test_a_group_member_error_names_the_member(toy_recipe, registry):
+    from kitpose.errors import RunError
+
+    plan = check(toy_recipe)
+
+    def broken(heatmaps):
+        raise ValueError("bad\nmulti-line")
+
+    objects = {"model": registry.build("backbone", "toy_net"), "encoder": registry.build("encoder", "toy_targets"),
+               "decoders": {"peak": registry.build("decoder", "toy_peak"), "shifted": broken}}
+    runner = FlowRunner(plan.flows["test"], objects, lambda key, member: registry.build("metric", "toy_distance"))
+    batch = {"image": torch.rand(2, 3, 16, 16), "keypoints": torch.rand(2, 3, 2) * 15,
+             "visible": torch.ones(2, 3), "head_size": torch.full((2,), 8.0)}
+    with pytest.raises(RunError, match=r"decoders/shifted \(components.decoders.shifted\): ValueError: bad "
+                                       r"multi-line; inputs heatmaps \[2, 3, 16, 16\]"):
+        runner(batch)
+
+
+@pytest.mark.parametrize("override, path, message", [
+    ("val.branch=peek", "val.branch", "'peek' is not a branch of the validation flow (did you mean 'peak'?)"),
+    ("val.metric=EP", "val.metric", "'EP' is not a value the validation flow reports (did you mean 'EPE'?)"),
+    ("test.checkpoint=nowhere.pt", "test.checkpoint", "'nowhere.pt' is not a file"),
+])
+def test_names_used_after_training_are_checked_before(toy_recipe, override, path, message):
+    from kitpose.errors import RecipeError
+
+    with pytest.raises(RecipeError) as info:
+        check(toy_recipe, override)
+    assert info.value.path == path and message in str(info.value)
+
+
+def test_branch_labels_follow_the_fan_out(toy_recipe):
+    from kitpose.plan import branch_labels
+
+    plan = check(toy_recipe)
+    scored = branch_labels(plan.flows["val"])
+    assert scored == {"peak": [("metrics", "distance")], "shifted": [("metrics", "distance")]}

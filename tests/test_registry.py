@@ -96,3 +96,55 @@ def test_literal_parameters_are_checked_before_building():
         registry.build("decoder", "choosy", mode="exakt")
     assert built == []
     assert registry.build("decoder", "choosy", mode="exact", size=3) == "exact"  # int is allowed too
+
+
+def _annotated_registry():
+    from typing import Annotated, Literal
+
+    from kitpose.paths import RunPath
+    from kitpose.registry import Range
+
+    def factory(joints: Annotated[int, Range(1, 64)] = 16, sigma: float = 2.0, split: str = "train",
+                cache: bool = False, out: RunPath | None = None, mode: Literal["a", "b"] = "a",
+                shape: int | list[int] = 4) -> dict:
+        return {"joints": joints}
+
+    registry = Registry()
+    registry.head("annotated", factory)
+    return registry
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"joints": 0}, "joints must be between 1 and 64, not 0"),
+    ({"joints": 65}, "joints must be between 1 and 64, not 65"),
+    ({"joints": 2.5}, "joints must be a whole number, not 2.5"),
+    ({"joints": True}, "joints must be a whole number"),
+    ({"sigma": "wide"}, "sigma must be a number, not 'wide'"),
+    ({"split": 5}, "split must be a string, not 5"),
+    ({"cache": "yes"}, "cache must be true or false"),
+    ({"out": "../x.txt"}, "leaves the run directory"),
+    ({"out": "/etc/x.txt"}, "is absolute"),
+    ({"mode": "c"}, "mode='c' is not one of 'a', 'b'"),
+])
+def test_simple_annotations_are_checked_before_building(params, message):
+    registry = _annotated_registry()
+    with pytest.raises(ParameterError, match=message.replace("(", r"\(").replace(")", r"\)")) as info:
+        registry.build("head", "annotated", **params)
+    assert info.value.param == next(iter(params))
+
+
+def test_values_that_fit_their_annotations_are_accepted():
+    registry = _annotated_registry()
+    built = registry.build("head", "annotated", joints=64, sigma=1, split="val", cache=True,
+                           out="logs/x.txt", mode="b", shape=[3, 4])
+    assert built == {"joints": 64}
+    assert registry.build("head", "annotated", out=None, shape="not checked: a union")["joints"] == 16
+
+
+def test_optimizer_values_are_checked_by_building_on_a_dummy_parameter(toy_recipe):
+    from kitpose.errors import ComponentError
+    from kitpose.plan import check_recipe
+
+    with pytest.raises(ComponentError, match="Invalid learning rate") as info:
+        check_recipe(str(toy_recipe), ["train.optimizer.lr=-0.1"])
+    assert info.value.path == "train.optimizer"
