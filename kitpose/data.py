@@ -22,8 +22,10 @@ The ``data`` section of a recipe, per split (``train``, ``val``, ``test``)::
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import sys
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -123,6 +125,7 @@ class PipelineDataset:
         self.seed = int(seed)
         self.epoch = 0
         self.limit = limit
+        _drop_counter()  # made here, before data-loader workers fork, so they share it
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -158,26 +161,54 @@ def build_split(spec: SplitSpec, registry: Registry, *, seed: int = 0) -> Pipeli
 #: skip (``skip_invalid``); :func:`collate` drops it from its batch and counts it, so a batch
 #: is one sample short rather than holding another sample twice.
 INVALID_KEY = "invalid"
-#: samples :func:`collate` dropped in this process (each data-loader worker counts its own)
-dropped_samples = 0
+class _Count:
+    """A plain counter, for where shared memory is not available."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def get_lock(self) -> Any:
+        return nullcontext()
+
+
+#: how many samples :func:`collate` dropped, in shared memory made by the main process (see
+#: :func:`_drop_counter`), so the data-loader workers forked from it count together and the
+#: first drop is said once, not once per worker and epoch
+_dropped: Any = None
+
+
+def _drop_counter() -> Any:
+    global _dropped
+    if _dropped is None:
+        try:
+            _dropped = multiprocessing.Value("q", 0)
+        except (OSError, ImportError):  # no /dev/shm or no semaphores: count per process
+            _dropped = _Count()
+    return _dropped
+
+
+def dropped_samples() -> int:
+    """How many invalid samples :func:`collate` has dropped since the process started."""
+    return int(_drop_counter().value)
 
 
 def drop_invalid(samples: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The samples that are not marked invalid; each dropped one is counted, the first said on
     the console and every one written to the run's log (``logging.getLogger("kitpose")``)."""
-    global dropped_samples
     kept = []
     for sample in samples:
         if INVALID_KEY not in sample:
             kept.append(sample)
             continue
-        dropped_samples += 1
+        counter = _drop_counter()
+        with counter.get_lock():
+            counter.value += 1
+            count = int(counter.value)
         reason = str(sample[INVALID_KEY])
-        log = logging.getLogger("kitpose")
-        if dropped_samples == 1:
+        if count == 1:
             print(f"kitpose: warning: skipped an unreadable sample (skip_invalid): {reason}; "
                   "later ones are counted in run.log", file=sys.stderr, flush=True)
-        log.info("skipped unreadable sample %d (skip_invalid): %s", dropped_samples, reason)
+        logging.getLogger("kitpose").info("skipped unreadable sample %d (skip_invalid): %s", count, reason)
     return kept
 
 

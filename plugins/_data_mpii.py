@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from kitpose_plugins._data_io import SKIP_HINT, DataError, SkipCounter, load_or_skip, read_image, read_json
+from kitpose_plugins._data_io import (SKIP_HINT, DataError, SkipCounter, load_checked, missing_files, read_image,
+                                      read_json)
 from kitpose_plugins._data_joints import MPII
 
 NUM_JOINTS = 16
@@ -29,8 +30,9 @@ class MpiiJson:
     """MPII human pose (16 joints) from JSON records (image, center, scale, joints, joints_vis), for top-down crops.
 
     Parameters: ``ann_file``, ``image_dir``, ``one_based`` (coordinates in the file
-    start at 1, as in the common MPII JSON files), ``skip_invalid`` (skip and count
-    bad records and unreadable images instead of raising).
+    start at 1, as in the common MPII JSON files), ``skip_invalid`` (instead of raising:
+    bad records and missing images are left out when the dataset is built, counted and
+    reported once; an image found unreadable when loaded is dropped from its batch).
 
     Each sample: ``image`` (full image, RGB uint8), ``keypoints`` [16, 2],
     ``visible`` [16] (1 = labelled), ``bbox`` (the person square, x, y, w, h) and
@@ -54,19 +56,33 @@ class MpiiJson:
         if not isinstance(data, list):
             raise DataError("not an MPII JSON file: expected a list of records with image, center, scale, "
                             "joints and joints_vis", file=self.ann_file)
-        names, keypoints, boxes, heads = [], [], [], []
-        for i, rec in enumerate(data):
-            parsed = self._parse(i, rec)
+        names, keypoints, boxes, heads, records = [], [], [], [], []
+        parsed_all = [(i, self._parse(i, rec)) for i, rec in enumerate(data)]
+        missing = missing_files(self.image_dir, {p[0] for _, p in parsed_all if p is not None})
+        for i, parsed in parsed_all:
             if parsed is None:
+                continue
+            if parsed[0] in missing:  # found now, not mid-epoch
+                file = self.image_dir / parsed[0]
+                if not self.skip_invalid:
+                    raise DataError("image not found", file=str(file), path=f"record {i}",
+                                    hint="check image_dir, or set skip_invalid: true to skip and count")
+                self.skipped.add("image not found", f"{file} (record {i})")
                 continue
             names.append(parsed[0])
             keypoints.append(parsed[1])
             boxes.append(parsed[2])
             heads.append(parsed[3])
+            records.append(i)
         if not names:
-            raise DataError("the file holds no usable record", file=self.ann_file,
-                            hint="point ann_file at an MPII JSON annotation file")
+            self.skipped.report(0)
+            raise DataError("the file holds no usable record" + (
+                f" ({self.skipped.total} skipped)" if self.skipped.total else ""), file=self.ann_file,
+                hint="point ann_file at an MPII JSON annotation file, image_dir at its images")
+        self.skipped.report(len(names))
         self.names = names
+        #: each sample's record number in the file (errors name the record as the file has it)
+        self.records = records
         self.keypoints = np.asarray(keypoints, dtype=np.float32)
         self.boxes = np.asarray(boxes, dtype=np.float32)
         self.head_sizes = np.asarray(heads, dtype=np.float32)
@@ -81,11 +97,17 @@ class MpiiJson:
         if not isinstance(rec, Mapping):
             self._invalid(where, "wrong format: a record must be a mapping")
             return None
-        where = f"record {i} ({rec.get('image', '?')})"
+        image = rec.get("image")
+        where = f"record {i} ({image if isinstance(image, str) else '?'})"
         try:
-            name = str(rec["image"])
+            if not isinstance(image, str) or not image:
+                raise TypeError("image must be a file name")
+            name = image
             center = np.asarray(rec["center"], dtype=np.float64).reshape(2) - self.offset
-            scale = float(rec["scale"])
+            scale = rec["scale"]
+            if isinstance(scale, bool) or not isinstance(scale, (int, float)):
+                raise TypeError("scale must be a number")
+            scale = float(scale)
             joints = np.asarray(rec["joints"], dtype=np.float64).reshape(NUM_JOINTS, 2) - self.offset
             vis = np.asarray(rec.get("joints_vis", [1] * NUM_JOINTS), dtype=np.float64).reshape(NUM_JOINTS)
             headbox = rec.get("headbox", rec.get("head_box"))
@@ -125,13 +147,11 @@ class MpiiJson:
         return f"MpiiJson({self.ann_file!r}, {len(self)} people)"
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        return load_or_skip(self._load, index, len(self), skip=self.skip_invalid, counter=self.skipped,
-                            what="mpii record", file=self.ann_file,
-                            reason=lambda exc: exc.message.split(":")[0])
+        return load_checked(self._load, index, len(self), skip=self.skip_invalid, what="mpii record")
 
     def _load(self, i: int) -> dict[str, Any]:
         file = self.image_dir / self.names[i]
-        record = f"record {i}"
+        record = f"record {self.records[i]}"
         image = read_image(file, record)
         kps = self.keypoints[i]
         h, w = image.shape[:2]
