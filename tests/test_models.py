@@ -229,11 +229,11 @@ def test_backbone_and_head_wire_as_flow_nodes(registry):
 
 @pytest.mark.parametrize("kind, name, params, message", [
     ("backbone", "resnet", {"depth": 42}, "depth=42 is not one of 18, 34, 50, 101, 152"),
-    ("backbone", "hrnet", {"stages": 5}, "'stages' must be one of 1, 2, 3, 4"),
+    ("backbone", "hrnet", {"stages": 5}, "stages=5 is not one of 1, 2, 3, 4"),
     ("backbone", "hrnet", {"variant": "tiny"}, "variant='tiny' is not one of 'full', 'small'"),
     ("backbone", "hrnet", {"stages": 2, "blocks": [1, 2, 3]}, "'blocks' needs 2 values"),
-    ("backbone", "hrnet", {"width": 0}, "'width' must be a positive integer"),
-    ("backbone", "hourglass", {"joints": 0}, "'joints' must be a positive integer"),
+    ("backbone", "hrnet", {"width": 0}, "width must be between 1 and 256, not 0"),
+    ("backbone", "hourglass", {"joints": 0}, "joints must be between 1 and 1024, not 0"),
     ("head", "heatmap", {"in_channels": 8, "joints": 4, "deconv_layers": -1},
      "'deconv_layers' must be an integer >= 0"),
     ("head", "regression", {"in_channels": 8, "joints": 4, "dims": 4}, "dims=4 is not one of 2, 3"),
