@@ -369,9 +369,9 @@ def apply_overrides(recipe: Recipe, overrides: Iterable[str]) -> None:
         try:
             value = parse_yaml(raw) if raw.strip() else ""
         except YamlRefused as exc:
-            raise OverrideError(f"override '{mask_passwords(item)}': refused YAML: {exc.problem}", file=recipe.file,
-                                path=key, hint=exc.hint) from None
-        except yaml.YAMLError:
+            raise OverrideError(f"override '{mask_passwords(item)}': refused YAML: {exc.problem}",
+                                file=recipe.file, path=key, hint=exc.hint) from None
+        except (yaml.YAMLError, RecursionError):
             value = raw
         _check_override(value, key, item, recipe.file)
         try:

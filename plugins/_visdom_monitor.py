@@ -87,7 +87,7 @@ def _copy_snapshot(snapshot: Snapshot, samples: int) -> Snapshot:
 
 
 class VisdomMonitor(Monitor):
-    """Live curves, metrics per decoder, image panels and results in Visdom (login from env VISDOM_USERNAME/_PASSWORD).
+    """Live curves, metrics per decoder, image panels and results in Visdom (login from VISDOM_USERNAME/_PASSWORD).
 
     ``server`` is a host or URL without credentials: a recipe is saved with the run, so a
     login comes from the environment variables ``VISDOM_USERNAME`` and ``VISDOM_PASSWORD``.

@@ -78,7 +78,8 @@ def every_sample(dataset, workers: int = 0, batch_size: int = 2) -> list[dict]:
 
 # -- COCO fields that used to raise raw exceptions (point 17) -------------------------------
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d["annotations"][1].update(area="big"), r"annotations\[1\] \(id 101\): wrong format: area must be a number"),
+    (lambda d: d["annotations"][1].update(area="big"),
+     r"annotations\[1\] \(id 101\): wrong format: area must be a number"),
     (lambda d: d["annotations"][1].update(area=float("nan")), r"annotations\[1\] \(id 101\): wrong format: area"),
     (lambda d: d["annotations"][1].update(category_id="1"), r"annotations\[1\] \(id 101\): wrong format: category_id"),
     (lambda d: d["annotations"][1].update(category_id=1.5), r"annotations\[1\] \(id 101\): wrong format: category_id"),
