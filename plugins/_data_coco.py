@@ -63,8 +63,7 @@ class CocoKeypoints:
         self._drop_missing_images()
         if len(self) == 0:
             if self.skipped.total:
-                self.skipped.report(0)
-                raise DataError(f"every instance was skipped ({self.skipped.total}): nothing to use",
+                raise DataError(f"every instance was skipped: {self.skipped.reasons()}",
                                 file=self.ann_file, hint="check ann_file and image_dir")
             raise DataError("no usable person instance (labelled keypoints, not crowd)", file=self.ann_file,
                             hint=f"check the file, or lower min_keypoints (now {self.min_keypoints})")

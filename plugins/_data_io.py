@@ -153,10 +153,13 @@ class SkipCounter:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def reasons(self) -> str:
+        """Why records were skipped: how many for each reason, and the first of each."""
+        return "; ".join(f"{n} {reason} (first: {self.first[reason]})" for reason, n in self.counts.items())
+
     def summary(self, kept: int) -> str:
         """One line: how many records were skipped, why, and the first of each kind."""
-        reasons = "; ".join(f"{n} {reason} (first: {self.first[reason]})" for reason, n in self.counts.items())
-        return f"{self.owner}: skipped {self.total} of {self.total + kept} records (skip_invalid): {reasons}"
+        return f"{self.owner}: skipped {self.total} of {self.total + kept} records (skip_invalid): {self.reasons()}"
 
     def report(self, kept: int) -> None:
         """Say once, on the console and in the run's log, what was skipped (nothing if none)."""

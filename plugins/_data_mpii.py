@@ -75,10 +75,9 @@ class MpiiJson:
             heads.append(parsed[3])
             records.append(i)
         if not names:
-            self.skipped.report(0)
             raise DataError("the file holds no usable record" + (
-                f" ({self.skipped.total} skipped)" if self.skipped.total else ""), file=self.ann_file,
-                hint="point ann_file at an MPII JSON annotation file, image_dir at its images")
+                f": every record was skipped: {self.skipped.reasons()}" if self.skipped.total else ""),
+                file=self.ann_file, hint="point ann_file at an MPII JSON annotation file, image_dir at its images")
         self.skipped.report(len(names))
         self.names = names
         #: each sample's record number in the file (errors name the record as the file has it)

@@ -280,3 +280,23 @@ def test_a_run_skips_a_truncated_image_and_says_so(coco_copy, tmp_path):
     assert len(warnings) == 1 and "000000000001.jpg" in warnings[0] and "truncated JPEG" in warnings[0]
     logs = list((tmp_path / "runs").rglob("run.log"))
     assert len(logs) == 1 and "skipped unreadable sample" in logs[0].read_text()
+
+
+def test_when_every_coco_record_is_skipped_the_error_says_why_in_one_line(coco_copy, capsys):
+    data, path, images = coco_copy
+    for name in ("000000000001.jpg", "000000000002.jpg", "000000000003.png"):
+        (images / name).unlink()
+    with pytest.raises(KitposeError, match=r"ann\.json: every instance was skipped: 3 image not found") as info:
+        coco(write(data, path), images, skip_invalid=True)
+    one_line(info.value)
+    assert capsys.readouterr().err == ""  # the error is the only line
+
+
+def test_when_every_mpii_record_is_skipped_the_error_says_why_in_one_line(mpii_copy, capsys):
+    data, path, images = mpii_copy
+    shutil.rmtree(images)
+    with pytest.raises(KitposeError, match=r"ann\.json: the file holds no usable record: every record was "
+                                           r"skipped: 3 image not found") as info:
+        mpii(write(data, path), images, skip_invalid=True)
+    one_line(info.value)
+    assert capsys.readouterr().err == ""
