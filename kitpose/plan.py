@@ -277,7 +277,8 @@ def _check_flip(recipe: Recipe, test: Mapping[str, Any], components: Mapping[str
     """The flip test needs one component with ``flip_back`` and the tensor it un-flips."""
     name = test["flip_encoder"]
     item = components.get(name)
-    if not isinstance(item, ComponentSpec) or _lacks(item.factory(registry), item.kind, "flip_back"):
+    if not isinstance(item, ComponentSpec) or \
+            _lacks(item.factory(registry), item.kind, "flip_back"):
         what = "is not a component" if item is None else \
             "is a group" if isinstance(item, Group) else f"({item.kind} '{item.name}') has no flip_back"
         raise RecipeError(f"flip test needs a component with flip_back; '{name}' {what}",

@@ -5,6 +5,13 @@ only when the component is first built (or when its summary is asked for), so th
 ``import kitpose`` and ``kitpose check`` stay fast. :meth:`Registry.build` checks the
 parameters against the factory's signature *before* calling it, so a typo in a recipe
 fails with a did-you-mean instead of a deep ``TypeError``.
+
+Values are checked against simple annotations as well, so a factory states its rules
+once, in its signature, and ``kitpose check`` enforces them without building anything:
+``int`` / ``float`` / ``bool`` / ``str``, ``Literal[...]``, bounds written
+``Annotated[int, Range(1, None)]``, and :class:`~kitpose.paths.RunPath` for a file the
+component writes (it must stay inside the run directory); each optionally ``| None``.
+Other annotations (sequences, unions of several types) are left to the factory.
 """
 from __future__ import annotations
 

@@ -67,8 +67,10 @@ class SyntheticPoses:
                  image_size: int | Sequence[int] = 128, split: str = "train",
                  seed: Annotated[int, Range(0, None)] = 0,
                  modality: Literal["depth", "grey", "colour", "gray", "color", "rgb"] = "depth",
-                 clutter: Annotated[float, Range(0, 10)] = 1.0, occlusion: Annotated[float, Range(0, 1)] = 0.3,
-                 pose_range: Annotated[float, Range(0, 1)] = 1.0, view_range: Annotated[float, Range(0, 180)] = 90.0,
+                 clutter: Annotated[float, Range(0, 10)] = 1.0,
+                 occlusion: Annotated[float, Range(0, 1)] = 0.3,
+                 pose_range: Annotated[float, Range(0, 1)] = 1.0,
+                 view_range: Annotated[float, Range(0, 180)] = 90.0,
                  noise: Annotated[float, Range(0, 1)] = 0.5,
                  figure_size: Sequence[float] = (0.65, 0.95), max_depth: float = 8000.0,
                  cache: bool = False) -> None:
