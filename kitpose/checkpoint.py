@@ -36,11 +36,29 @@ def load(path: Path) -> dict[str, Any]:
     """Load a checkpoint safely; errors name the file."""
     if not path.is_file():
         raise RunError("checkpoint not found", file=str(path), hint="check the run directory")
+    if path.stat().st_size == 0:
+        raise RunError("the checkpoint is empty (0 bytes)", file=str(path),
+                       hint="it was not written by kitpose, whose writes are atomic; start a new run")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise RunError(f"cannot read checkpoint: {type(exc).__name__}: {str(exc).splitlines()[0]}",
-                       file=str(path), hint="the file is damaged or not a kitpose checkpoint") from None
+        lines = str(exc).strip().splitlines()
+        detail = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+        raise RunError(f"cannot read checkpoint: {detail}", file=str(path),
+                       hint="the file is damaged or not a kitpose checkpoint") from None
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        raise RunError("not a kitpose checkpoint (no model weights in it)", file=str(path),
+                       hint="give a checkpoint written by 'kitpose run'")
+    return ckpt
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete the temporary files of writes that a kill interrupted (``.NAME.pt.XXXX.tmp``)."""
+    removed = []
+    for leftover in folder.glob(".*.pt.*.tmp"):
+        leftover.unlink(missing_ok=True)
+        removed.append(leftover)
+    return removed
 
 
 def rng_state() -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kitpose import __version__
-from kitpose.errors import KitposeError
+from kitpose.errors import KitposeError, RecipeError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -34,10 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="load plugin NAME (module or entry point); -p no:NAME blocks it")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", help="train, validate and test as a recipe says")
-    _add_recipe_args(run)
+    run = sub.add_parser("run", help="train, validate and test as a recipe says",
+                         usage="kitpose run RECIPE [KEY=VALUE ...] [--run-dir DIR]\n"
+                               "       kitpose run --resume RUN_DIR [KEY=VALUE ...]")
+    run.add_argument("recipe", nargs="?", help="path to a YAML recipe, e.g. recipes/hrnet_dark.yaml "
+                                               "(not needed with --resume RUN_DIR)")
+    run.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                     help="override recipe keys (train.epochs=2); +key=v adds a key, ~key removes one")
     run.add_argument("--resume", nargs="?", const="latest", default=None, metavar="RUN_DIR",
-                     help="continue a run (default: the latest run of this recipe)")
+                     help="continue a run as recorded in RUN_DIR (with RECIPE and no RUN_DIR: its latest run); "
+                          "only epochs, steps, log_every, monitors, device and workers may be changed")
     run.add_argument("--run-dir", default=None, help="write the run here instead of runs/<name>/<time>/")
     run.set_defaults(handler=cmd_run)
 
@@ -73,8 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from kitpose.engine import run_recipe
 
-    run_recipe(args.recipe, args.overrides, resume=args.resume, run_dir=args.run_dir)
+    recipe, overrides = args.recipe, list(args.overrides)
+    if recipe is not None and _is_override(recipe):  # `kitpose run --resume DIR train.epochs=9`
+        recipe, overrides = None, [recipe, *overrides]
+    if recipe is None and args.resume in (None, "latest"):
+        raise RecipeError("no recipe given", hint="kitpose run RECIPE, or kitpose run --resume RUN_DIR")
+    run_recipe(recipe, overrides, resume=args.resume, run_dir=args.run_dir)
     return 0
+
+
+def _is_override(word: str) -> bool:
+    return "=" in word or word.startswith("~")
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -188,9 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             raise
         print(f"kitpose: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("kitpose: interrupted", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt as exc:
+        print(f"kitpose: {str(exc) or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

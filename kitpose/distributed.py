@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import torch
@@ -23,12 +24,17 @@ def rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
-def init_from_env(device: torch.device) -> bool:
-    """Join the process group when launched by torchrun; returns whether distributed."""
+def init_from_env(device: torch.device, timeout_s: float | None = None) -> bool:
+    """Join the process group when launched by torchrun; returns whether distributed.
+
+    ``timeout_s`` bounds every collective: a rank that is alive but stuck fails the job
+    after that long instead of gloo's 30-minute default.
+    """
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return dist.is_initialized()
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend)
+    timeout = timedelta(seconds=float(timeout_s)) if timeout_s else None
+    dist.init_process_group(backend=backend, timeout=timeout)
     return True
 
 
@@ -49,6 +55,26 @@ def broadcast(value: Any) -> Any:
 def barrier() -> None:
     if world_size() > 1:
         dist.barrier()
+
+
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` is set on any rank (every rank gets the same answer)."""
+    if world_size() == 1:
+        return flag
+    box = torch.tensor([1 if flag else 0], dtype=torch.int32)
+    if dist.get_backend() == "nccl":
+        box = box.cuda()
+    dist.all_reduce(box, op=dist.ReduceOp.MAX)
+    return bool(box.item())
+
+
+def share_buffers(module: torch.nn.Module) -> None:
+    """Give every rank rank 0's buffers (BatchNorm statistics), so that evaluation on any
+    rank scores the model rank 0 saves; parameters already agree after each step."""
+    if world_size() == 1:
+        return
+    for buffer in module.buffers():
+        dist.broadcast(buffer.data, src=0)
 
 
 class EpochSampler(torch.utils.data.Sampler[int]):

@@ -6,14 +6,16 @@ the tensor named by ``train.objective``, and scores every val/test branch.
 """
 from __future__ import annotations
 
+import copy
+import errno
 import json
 import logging
 import math
 import os
 import platform
 import random
+import re
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -27,22 +29,28 @@ import numpy as np
 import torch
 from torch import nn
 
+from omegaconf import OmegaConf
+
 from kitpose import __version__, checkpoint
 from kitpose import distributed as dist_utils
+from kitpose import resume as resuming
+from kitpose import results as results_io
 from kitpose.components import ComponentSpec, Group
 from kitpose.data import PipelineDataset, build_split, collate
-from kitpose.errors import RunError
+from kitpose.errors import KitposeError, RunError, RunFault, RunInterrupted
 from kitpose.flow import Flow, FlowRunner
 from kitpose.monitor import Monitor, RunInfo, Snapshot
-from kitpose.plan import Plan, check_recipe, plan_recipe
+from kitpose.plan import Plan, check_loaded, check_recipe
 from kitpose.plugins import get_plugin_manager
 from kitpose.recipe import load_recipe
-from kitpose import results as results_io
+from kitpose.stopping import GracefulStop, ignore_interrupts_in_worker
 
 __all__ = ["Run", "check_recipe", "run_recipe"]
 
 log = logging.getLogger("kitpose")
 MIN_FREE_BYTES = 50 * 2**20
+#: errors of a disk that is full or has turned read-only: the run stops with one line, exit 1
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 
 def pick_device(setting: str | None) -> torch.device:
@@ -73,6 +81,7 @@ def seed_everything(seed: int, deterministic: bool) -> None:
 
 
 def _worker_init(worker_id: int) -> None:
+    ignore_interrupts_in_worker()
     info = torch.utils.data.get_worker_info()
     seed = int(info.seed % 2**32) if info is not None else worker_id
     np.random.seed(seed)
@@ -105,18 +114,25 @@ class FlowModule(nn.Module):
 class State:
     """Where training is: saved in ``last.pt`` with the weights."""
 
-    epoch: int = 0          # epochs completed
-    step: int = 0           # optimizer steps done
+    epoch: int = 0           # epochs completed
+    step: int = 0            # optimizer steps done
     batch_in_epoch: int = 0  # batches done in the current (unfinished) epoch
     best: float | None = None
     best_epoch: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    validated: bool = True   # whether epoch ``epoch``'s validation (if due) is done
+    first_loss: float | None = None  # the objective at step 1: the scale divergence is judged by
 
 
 class Run:
-    """One ``kitpose run``: builds the plan's components and drives the stages."""
+    """One ``kitpose run``: builds the plan's components and drives the stages.
 
-    def __init__(self, plan: Plan, *, run_dir: Path | None = None, resume: Path | None = None) -> None:
+    Progress is saved only at step boundaries, so that a resumed run repeats no batch:
+    Ctrl-C sets a flag (see :mod:`kitpose.stopping`) that the loop reads after each step.
+    """
+
+    def __init__(self, plan: Plan, *, run_dir: Path | None = None, resume: Path | None = None,
+                 changes: list[resuming.Change] | None = None) -> None:
         self.plan = plan
         self.recipe = plan.recipe
         self.registry = plan.registry
@@ -124,20 +140,21 @@ class Run:
         self.seed = int(cfg.select("seed", 0) or 0)
         self.deterministic = bool(cfg.select("deterministic", False))
         self.device = pick_device(cfg.select("device", "auto"))
-        self.distributed = dist_utils.init_from_env(self.device)
+        self.train_cfg = plan.settings["train"]
+        self.val_cfg = plan.settings["val"]
+        self.test_cfg = plan.settings["test"]
+        self.distributed = dist_utils.init_from_env(self.device, self.train_cfg.get("dist_timeout"))
         self.rank, self.world = dist_utils.rank(), dist_utils.world_size()
         self.main = self.rank == 0
         seed_everything(self.seed + self.rank, self.deterministic)
         self.amp = self._amp(cfg.select("amp", None))
-        self.train_cfg = plan.settings["train"]
-        self.val_cfg = plan.settings["val"]
-        self.test_cfg = plan.settings["test"]
         self.resume_from = resume
+        self.changes = list(changes or [])
         self.dir = self._make_dir(run_dir, resume)
         self.state = State()
         self.monitors: dict[str, Monitor] = {}
         self._failed_monitors: set[str] = set()
-        self._stop = False
+        self.stop: GracefulStop | None = None
 
     # -- setup ----------------------------------------------------------------------------------
     def _amp(self, setting: str | None) -> torch.dtype | None:
@@ -184,23 +201,54 @@ class Run:
         return folder
 
     def _write_run_files(self) -> None:
+        """The recipe as run (with its name, so ``--resume RUN_DIR`` needs nothing else),
+        ``run.json`` and the log. A resume keeps them and records itself in ``run.json``."""
         if not self.main:
             return
-        (self.dir / "recipe.yaml").write_text(self.recipe.given(), encoding="utf-8")
-        (self.dir / "recipe.resolved.yaml").write_text(self.recipe.resolved_yaml(), encoding="utf-8")
-        plugins = [{"name": i.name, "module": i.module, "dist": i.dist, "version": i.version,
-                    "status": i.status, "error": i.error}
-                   for i in get_plugin_manager().plugin_infos()]
-        info = {"kitpose": __version__, "torch": torch.__version__, "python": platform.python_version(),
-                "recipe": self.recipe.file, "sources": self.recipe.sources, "overrides": self.recipe.overrides,
-                "command": sys.argv, "device": str(self.device), "world_size": self.world,
-                "seed": self.seed, "plugins": plugins, "started": datetime.now().isoformat(timespec="seconds")}
-        (self.dir / "run.json").write_text(json.dumps(info, indent=1), encoding="utf-8")
-        handler = logging.FileHandler(self.dir / "run.log", encoding="utf-8")
+        if self.resume_from is None or self.changes:
+            given = copy.deepcopy(self.recipe.config)
+            given.name = self.recipe.name
+            self._write_text("recipe.yaml", OmegaConf.to_yaml(given))
+            self._write_text("recipe.resolved.yaml", self.recipe.resolved_yaml())
+        info_file = self.dir / "run.json"
+        now = datetime.now().isoformat(timespec="seconds")
+        if self.resume_from is not None and info_file.is_file():
+            try:
+                info = json.loads(info_file.read_text(encoding="utf-8"))
+            except ValueError:
+                info = {}
+            info.setdefault("resumes", []).append({
+                "time": now, "command": sys.argv, "device": str(self.device), "world_size": self.world,
+                "changed": {c.key: [c.old, c.new] for c in self.changes}})
+        else:
+            plugins = [{"name": i.name, "module": i.module, "dist": i.dist, "version": i.version,
+                        "status": i.status, "error": i.error}
+                       for i in get_plugin_manager().plugin_infos()]
+            info = {"kitpose": __version__, "torch": torch.__version__, "python": platform.python_version(),
+                    "name": self.recipe.name, "recipe": self.recipe.file, "sources": self.recipe.sources,
+                    "overrides": self.recipe.overrides, "command": sys.argv, "device": str(self.device),
+                    "world_size": self.world, "seed": self.seed, "plugins": plugins, "started": now}
+        self._write_text("run.json", json.dumps(info, indent=1))
+        handler = _RunLogHandler(self.dir / "run.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.INFO)
         self._log_handler = handler
+        for leftover in checkpoint.remove_leftovers(self.dir / "checkpoints"):
+            log.info("removed %s, left by a write that was cut short", leftover.name)
+        if self.changes:
+            log.info("resumed with changes: %s", ", ".join(f"{c.key}: {c.old!r} -> {c.new!r}" for c in self.changes))
+
+    def _write_text(self, name: str, text: str) -> None:
+        """Write a run file whole or not at all (a full disk never leaves half a file)."""
+        target = self.dir / name
+        temporary = target.with_name(f".{name}.tmp")
+        try:
+            temporary.write_text(text, encoding="utf-8")
+            os.replace(temporary, target)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            raise
 
     def build(self) -> None:
         """Build datasets, loaders, components, optimizer and scheduler."""
@@ -227,10 +275,13 @@ class Run:
                                               batch_size=spec.batch_size, drop_last=spec.drop_last,
                                               rank=self.rank, world=self.world, pad=split == "train")
             self.datasets[split], self.samplers[split] = dataset, sampler
+            # a generator of its own: making an iterator draws worker seeds from it, which
+            # must not move the global random state that a resumed run restores
+            generator = torch.Generator().manual_seed(self.seed)
             self.loaders[split] = torch.utils.data.DataLoader(
                 dataset, batch_size=spec.batch_size, sampler=sampler, collate_fn=collate,
                 num_workers=spec.workers, drop_last=False, worker_init_fn=_worker_init,
-                pin_memory=self.device.type == "cuda")
+                pin_memory=self.device.type == "cuda", generator=generator)
         self.train_flow = plan.flows.get("train")
         if self.train_flow is not None:
             self.module.runner = FlowRunner(self.train_flow, self.objects)
@@ -259,25 +310,33 @@ class Run:
         for key, spec in self.plan.monitors.items():
             self.monitors[key] = spec.build(self.registry)
 
-    def notify(self, hook: str, *args: Any) -> None:
-        """Call a monitor hook on every monitor; a failure is logged once and ignored."""
+    def notify(self, hook: str, *args: Any, ending: bool = False) -> None:
+        """Call a monitor hook on every monitor; a failure is reported once and ignored,
+        except a full or read-only disk, which stops the run (``ending``: the run is stopping
+        already, so that is ignored too)."""
         for key, monitor in self.monitors.items():
             try:
                 getattr(monitor, hook)(*args)
+            except OSError as exc:
+                if exc.errno in DISK_ERRNOS and not ending:
+                    raise
+                if not ending:
+                    self._monitor_failed(key, hook, exc)
             except Exception as exc:
-                if key not in self._failed_monitors:
-                    self._failed_monitors.add(key)
-                    message = f"monitor '{key}' failed in {hook}: {type(exc).__name__}: {exc}"
-                    print(f"kitpose: warning: {message} (training goes on)", file=sys.stderr)
-                    log.warning(message)
+                self._monitor_failed(key, hook, exc)
+
+    def _monitor_failed(self, key: str, hook: str, exc: BaseException) -> None:
+        if key not in self._failed_monitors:
+            self._failed_monitors.add(key)
+            message = f"monitor '{key}' failed in {hook}: {type(exc).__name__}: {exc}"
+            print(f"kitpose: warning: {message} (training goes on)", file=sys.stderr)
+            log.warning(message)
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _checkpoint(self) -> dict[str, Any]:
+        state = {k: v for k, v in vars(self.state).items() if k != "history"}
         ckpt: dict[str, Any] = {
-            "kitpose": __version__, "model": self.module.state_dict(),
-            "state": {"epoch": self.state.epoch, "step": self.state.step,
-                      "batch_in_epoch": self.state.batch_in_epoch, "best": self.state.best,
-                      "best_epoch": self.state.best_epoch},
+            "kitpose": __version__, "model": self.module.state_dict(), "state": state,
             "history": json.dumps(self.state.history), "rng": checkpoint.rng_state(),
         }
         if self.train_flow is not None:
@@ -287,19 +346,21 @@ class Run:
                 ckpt["scheduler"] = self.scheduler.state_dict()
         return ckpt
 
-    def save(self, name: str) -> None:
+    def save(self, name: str, *, together: bool = True) -> None:
+        """Write ``checkpoints/NAME.pt`` (rank 0). ``together``: every rank calls this at the
+        same point; without it only this rank does (a failure on one rank)."""
         if self.main:
             checkpoint.save_atomic(self._checkpoint(), self.dir / "checkpoints" / f"{name}.pt")
-        dist_utils.barrier()
+        if together:
+            dist_utils.barrier()
 
     def restore(self, path: Path, *, weights_only: bool = False) -> None:
         ckpt = checkpoint.load(path)
         checkpoint.load_model_state(self.module, ckpt["model"], file=str(path))
         if weights_only:
             return
-        s = ckpt["state"]
-        self.state = State(s["epoch"], s["step"], s["batch_in_epoch"], s["best"], s["best_epoch"],
-                           json.loads(ckpt.get("history", "[]")))
+        known = {k: v for k, v in ckpt["state"].items() if k in State.__dataclass_fields__}
+        self.state = State(**known, history=json.loads(ckpt.get("history", "[]")))
         if self.train_flow is not None and "optimizer" in ckpt:
             self.optimizer.load_state_dict(ckpt["optimizer"])
             self.scaler.load_state_dict(ckpt["scaler"])
@@ -307,50 +368,78 @@ class Run:
                 self.scheduler.load_state_dict(ckpt["scheduler"])
         checkpoint.set_rng_state(ckpt["rng"])
 
+    def _has_checkpoint(self) -> bool:
+        return (self.dir / "checkpoints" / "last.pt").is_file()
+
+    def resume_command(self) -> str:
+        return f"kitpose run --resume {self.dir}"
+
     # -- stages -------------------------------------------------------------------------------
     def execute(self) -> dict[str, dict[str, float]]:
         """Train (with validation), then test; returns the test results."""
-        self._write_run_files()
-        self.build()
-        if self.resume_from is not None:
-            self.restore(self.dir / "checkpoints" / "last.pt")
-        self.build_monitors()
-        epochs = self.epochs()
-        info = RunInfo(name=f"{self.recipe.name}/{self.dir.name}", dir=self.dir, recipe=self.recipe.resolved(),
-                       epochs=epochs, steps_per_epoch=self.steps_per_epoch(), start_epoch=self.state.epoch,
-                       joint_names=tuple(self._meta("joint_names", ())), skeleton=tuple(self._meta("skeleton", ())))
-        self.notify("on_start", info)
-        previous = signal.getsignal(signal.SIGTERM)
-        if self.main:
-            signal.signal(signal.SIGTERM, self._on_sigterm)
         results: dict[str, dict[str, float]] = {}
-        try:
-            if self.train_flow is not None:
-                self.train(epochs)
-            if "test" in self.plan.flows and "test" in self.loaders:
-                results = self.test()
-        except KeyboardInterrupt:
-            self._interrupted()
-            raise
-        finally:
-            if self.main:
-                signal.signal(signal.SIGTERM, previous)
-            self.notify("close")
-            handler = getattr(self, "_log_handler", None)
-            if handler is not None:
-                log.removeHandler(handler)
-                handler.close()
+        with GracefulStop(announce=self.main) as stop:
+            self.stop = stop
+            try:
+                self._write_run_files()
+                self.build()
+                if self.resume_from is not None:
+                    self.restore(self.dir / "checkpoints" / "last.pt")
+                self.build_monitors()
+                epochs = self.epochs()
+                info = RunInfo(name=f"{self.recipe.name}/{self.dir.name}", dir=self.dir,
+                               recipe=self.recipe.resolved(), epochs=epochs,
+                               steps_per_epoch=self.steps_per_epoch(), start_epoch=self.state.epoch,
+                               start_step=self.state.step, resumed=self.resume_from is not None,
+                               validated_epochs=self.state.epoch - (0 if self.state.validated else 1),
+                               joint_names=tuple(self._meta("joint_names", ())),
+                               skeleton=tuple(self._meta("skeleton", ())))
+                self.notify("on_start", info)
+                if self.train_flow is not None:
+                    self.train(epochs)
+                if "test" in self.plan.flows and "test" in self.loaders:
+                    results = self.test()
+            except OSError as exc:
+                if exc.errno not in DISK_ERRNOS:
+                    raise
+                raise self._disk_fault(exc) from None
+            except (KitposeError, RunInterrupted):
+                raise
+            except KeyboardInterrupt:  # a second Ctrl-C: stopped at once, wherever it was
+                if not self._has_checkpoint():
+                    raise RunInterrupted("interrupted before anything was saved") from None
+                raise RunInterrupted("stopped at once; the progress since the last checkpoint is lost. "
+                                     f"Resume from that checkpoint with: {self.resume_command()}") from None
+            except RuntimeError as exc:
+                if self.distributed and _lost_rank(exc):
+                    raise RunFault(f"rank {self.rank}: lost contact with another rank: "
+                                   f"{_first_line(exc)}", file=str(self.dir),
+                                   hint="see that rank's own line; progress up to the last checkpoint is kept") from None
+                raise
+            finally:
+                self.stop = None
+                self.notify("close", ending=True)
+                handler = getattr(self, "_log_handler", None)
+                if handler is not None:
+                    log.removeHandler(handler)
+                    handler.close()
         return results
 
-    def _on_sigterm(self, signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+    def _disk_fault(self, exc: OSError) -> RunFault:
+        where = exc.filename or self.dir
+        kept = (f"progress up to {self.dir / 'checkpoints' / 'last.pt'} is kept; free space, then resume "
+                f"with: {self.resume_command()}") if self._has_checkpoint() else "no checkpoint was written"
+        return RunFault(f"cannot write: {exc.strerror or exc} (errno {exc.errno})", file=str(where), hint=kept)
 
-    def _interrupted(self) -> None:
-        if self.train_flow is not None:
-            self.save("last")
-        if self.main:
-            command = f"kitpose run {self.recipe.file} --resume {self.dir}"
-            print(f"\nkitpose: interrupted; progress saved. Resume with:\n  {command}", file=sys.stderr)
+    def _stop_requested(self, *, agreed: bool = True) -> bool:
+        """Whether Ctrl-C/SIGTERM asked to stop; ``agreed``: asked on any rank (a collective)."""
+        local = self.stop is not None and self.stop.requested is not None
+        return dist_utils.any_rank(local) if agreed else local
+
+    def _interrupt(self, where: str) -> RunInterrupted:
+        if not self._has_checkpoint():
+            return RunInterrupted(f"interrupted {where}, before anything was saved")
+        return RunInterrupted(f"interrupted {where}; progress saved. Resume with: {self.resume_command()}")
 
     def _meta(self, name: str, default: Any) -> Any:
         for split in ("train", "val", "test"):
@@ -369,31 +458,53 @@ class Run:
     def steps_per_epoch(self) -> int:
         return self.samplers["train"].batches_per_epoch() if "train" in self.samplers else 0
 
+    def _batches(self, split: str, epoch: int) -> Iterable[dict[str, Any]]:
+        """The batches of ``split`` for ``epoch``, on the device; a data error names the
+        dataset's own message (not a worker's traceback) and, in training, saves progress."""
+        loader = self.loaders[split]
+        loader.generator.manual_seed(self.seed * 100_003 + epoch)
+        iterator = iter(loader)
+        while True:
+            try:
+                batch = next(iterator)
+            except StopIteration:
+                return
+            except KitposeError as exc:
+                raise self._data_error(exc, split) from None
+            yield to_device(batch, self.device)
+
+    def _data_error(self, exc: KitposeError, split: str) -> KitposeError:
+        error = _worker_error(exc)
+        if split == "train" and self.state.step > 0:
+            self.save("last", together=False)  # a step boundary: the progress resumes exactly
+            saved = f"progress saved at step {self.state.step}: fix the data, then resume with: {self.resume_command()}"
+            error.hint = f"{error.hint}; {saved}" if error.hint else saved
+        return error
+
     def train(self, epochs: int) -> None:
+        if self._stop_requested():
+            raise self._interrupt("before training")
+        if not self.state.validated:  # the epoch ended, its validation was cut short: do it now
+            self._validate_epoch()
         max_steps = int(self.train_cfg["steps"]) if self.train_cfg.get("steps") else None
         log_every = max(1, int(self.train_cfg["log_every"]))
         objective = self.train_cfg["objective"]
         clip = self.train_cfg.get("clip_grad")
         per_step_scheduler = self.train_cfg.get("scheduler_interval") == "step"
-        loader, sampler, dataset = self.loaders["train"], self.samplers["train"], self.datasets["train"]
-        while self.state.epoch < epochs:
+        sampler, dataset = self.samplers["train"], self.datasets["train"]
+        while self.state.epoch < epochs and not (max_steps and self.state.step >= max_steps):
             epoch = self.state.epoch
             dataset.set_epoch(epoch)
             sampler.set_epoch(epoch, self.state.batch_in_epoch)
             self.trainer.train()
             started, seen = time.perf_counter(), 0
-            for batch in loader:
-                batch = to_device(batch, self.device)
+            for batch in self._batches("train", epoch):
                 autocast = torch.autocast("cuda", dtype=self.amp) if self.amp else nullcontext()
                 with autocast:
                     env = self.trainer(**batch)
                 loss = env[objective] if isinstance(objective, str) else \
                     sum(float(weight) * env[name] for name, weight in objective.items())
-                if not torch.isfinite(loss.detach()).all():
-                    raise RunError(f"the loss is {loss.item()} at step {self.state.step + 1} "
-                                   f"(epoch {epoch + 1}); the last good checkpoint is kept",
-                                   file=str(self.dir / "checkpoints" / "last.pt"),
-                                   hint="lower the learning rate, set train.clip_grad, or check the data")
+                self._check_loss(float(loss.detach()), epoch)
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scaler.scale(loss).backward()
                 if clip:
@@ -417,25 +528,50 @@ class Run:
                     self.notify("on_step", self.state.step, epoch, scalars)
                 if max_steps and self.state.step >= max_steps:
                     break
+                if self._stop_requested():  # a step boundary that every rank has reached
+                    self.save("last")
+                    raise self._interrupt(f"at step {self.state.step} (epoch {epoch + 1})")
             if self.scheduler is not None and not per_step_scheduler:
                 self.scheduler.step()
             self.state.epoch += 1
             self.state.batch_in_epoch = 0
-            record = {"epoch": self.state.epoch, "step": self.state.step,
-                      "seconds": round(time.perf_counter() - started, 3)}
-            if self._validate_now(epochs):
-                metrics, snapshot = self.evaluate("val")
-                record["val"] = metrics
-                improved = self._track_best(metrics)
-                self.notify("on_epoch", self.state.epoch, metrics, snapshot)
-                if improved:
-                    self.save("best")
-            self.state.history.append(record)
-            self.save("last")
-            if max_steps and self.state.step >= max_steps:
-                break
+            self.state.history.append({"epoch": self.state.epoch, "step": self.state.step,
+                                       "seconds": round(time.perf_counter() - started, 3)})
+            self.state.validated = not self._validate_now(epochs)
+            self.save("last")  # before validation, which a Ctrl-C may cut short
+            if not self.state.validated:
+                self._validate_epoch()
+            if self._stop_requested():
+                raise self._interrupt(f"after epoch {self.state.epoch}")
         if "val" not in self.loaders:  # no validation: the last epoch is the best
             self.save("best")
+
+    def _validate_epoch(self) -> None:
+        """Validate the epoch just ended, keep the best checkpoint, save the progress."""
+        metrics, snapshot = self.evaluate("val")
+        self.state.history[-1]["val"] = metrics
+        improved = self._track_best(metrics)
+        self.state.validated = True
+        self.notify("on_epoch", self.state.epoch, metrics, snapshot)
+        if improved:
+            self.save("best")
+        self.save("last")
+
+    def _check_loss(self, value: float, epoch: int) -> None:
+        """Stop on a loss that is not finite or has grown ``train.divergence`` times its first value."""
+        if self.state.first_loss is None and math.isfinite(value):
+            self.state.first_loss = abs(value)
+        factor = self.train_cfg.get("divergence")
+        first = self.state.first_loss
+        exploded = bool(factor) and first is not None and first > 0 and abs(value) > float(factor) * first
+        if math.isfinite(value) and not exploded:
+            return
+        what = f"the loss is {value}" if not math.isfinite(value) else \
+            f"the loss diverged to {value:.3g}, {abs(value) / first:.3g} times its first value {first:.3g},"
+        kept = "the last good checkpoint is kept" if self._has_checkpoint() else "no checkpoint was written"
+        raise RunError(f"{what} at step {self.state.step + 1} (epoch {epoch + 1}); {kept}",
+                       file=str(self.dir / "checkpoints" / "last.pt") if self._has_checkpoint() else str(self.dir),
+                       hint="lower train.optimizer.lr, set train.clip_grad, or check the data")
 
     def _validate_now(self, epochs: int) -> bool:
         if "val" not in self.loaders:
@@ -471,26 +607,38 @@ class Run:
 
     @torch.no_grad()
     def evaluate(self, stage: str) -> tuple[dict[str, dict[str, float]], Snapshot | None]:
-        """Run the val or test flow over its split; returns metrics per branch and a snapshot."""
+        """Run the val or test flow over its split; returns metrics per branch and a snapshot.
+
+        Every rank scores its shard with rank 0's weights and buffers: the model that is saved.
+        A Ctrl-C stops between batches (one process) or at the end (several: they must agree).
+        """
         flow = self.plan.flow_for(stage)
         assert flow is not None
         runner = FlowRunner(flow, self.objects, self._make_metric)
         flip = stage == "test" and bool(self.test_cfg["flip"])
         parts = flow.split_at(self.test_cfg["flip_heatmaps"]) if flip else None
+        dist_utils.share_buffers(self.module)
         self.module.eval()
-        loader, sampler = self.loaders[stage], self.samplers[stage]
+        sampler = self.samplers[stage]
         self.datasets[stage].set_epoch(0)
         sampler.set_epoch(0)
         snapshot = None
-        for batch in loader:
-            batch = to_device(batch, self.device)
-            autocast = torch.autocast("cuda", dtype=self.amp) if self.amp else nullcontext()
-            with autocast:
-                branches = self._run_eval(runner, batch, parts)
-            if snapshot is None and self.main:
-                snapshot = self._snapshot(batch, branches)
-        self.module.train()
-        return runner.compute(), snapshot
+        where = "during validation" if stage == "val" else "during the test (training is complete)"
+        try:
+            for batch in self._batches(stage, 0):
+                if self.world == 1 and self._stop_requested(agreed=False):
+                    raise self._interrupt(where)
+                autocast = torch.autocast("cuda", dtype=self.amp) if self.amp else nullcontext()
+                with autocast:
+                    branches = self._run_eval(runner, batch, parts)
+                if snapshot is None and self.main:
+                    snapshot = self._snapshot(batch, branches)
+            metrics = runner.compute()
+        finally:
+            self.module.train()
+        if self._stop_requested():
+            raise self._interrupt(where)
+        return metrics, snapshot
 
     def _run_eval(self, runner: FlowRunner, batch: dict[str, Any],
                   parts: tuple[list[Any], list[Any]] | None) -> dict[str, Any]:
@@ -527,6 +675,8 @@ class Run:
                         skeleton=tuple(self._meta("skeleton", ())))
 
     def test(self) -> dict[str, dict[str, float]]:
+        """Score the test flow with ``test.checkpoint``'s weights. Nothing is saved from here
+        on: the module may hold ``best.pt``'s weights, which must never become ``last.pt``."""
         which = self.test_cfg["checkpoint"]
         if self.train_flow is not None and which in ("best", "last"):
             path = self.dir / "checkpoints" / f"{which}.pt"
@@ -545,6 +695,45 @@ class Run:
         return metrics
 
 
+class _RunLogHandler(logging.FileHandler):
+    """``run.log``: a write that fails (full disk) is said once on the console, not as a
+    traceback per record."""
+
+    failed = False
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        if not self.failed:
+            self.failed = True
+            error = sys.exc_info()[1]
+            print(f"kitpose: warning: cannot write {self.baseFilename}: {error}; the log stops here",
+                  file=sys.stderr)
+
+
+def _worker_error(exc: KitposeError) -> KitposeError:
+    """A data error raised in a loader worker arrives holding the worker's traceback in its
+    message; give back the worker's own one-line message."""
+    text = exc.message
+    if "Original Traceback" not in text:
+        return exc
+    last = [line for line in text.strip().splitlines() if line.strip()][-1]
+    match = re.match(r"^[\w.]+: (.*)$", last)
+    return type(exc)(match.group(1) if match else last)
+
+
+def _lost_rank(exc: RuntimeError) -> bool:
+    """Whether a collective failed because another rank died, hung or closed its connection."""
+    dist_error = getattr(torch.distributed, "DistError", ())
+    text = str(exc)
+    return isinstance(exc, dist_error) or any(
+        word in text for word in ("Connection closed by peer", "Connection reset by peer", "Timed out",
+                                  "timed out", "Broken pipe", "NCCL communicator was aborted"))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def find_latest_run(recipe_name: str, runs_dir: str) -> Path:
     root = Path(runs_dir) / recipe_name
     candidates = sorted((p for p in root.glob("*") if (p / "checkpoints" / "last.pt").is_file()),
@@ -555,23 +744,34 @@ def find_latest_run(recipe_name: str, runs_dir: str) -> Path:
     return candidates[-1]
 
 
-def run_recipe(path: str, overrides: Iterable[str] = (), *, resume: str | None = None,
+def run_recipe(path: str | None, overrides: Iterable[str] = (), *, resume: str | None = None,
                run_dir: str | None = None) -> dict[str, dict[str, float]]:
-    """``kitpose run``: check the recipe, then train, validate and test."""
-    resume_dir: Path | None = None
-    if resume is not None:
-        recipe = load_recipe(path, overrides)
+    """``kitpose run``: check the recipe, then train, validate and test.
+
+    ``resume``: a run directory (or ``"latest"``, the latest run of ``path``'s recipe) to
+    continue as it was recorded; ``path`` and ``overrides`` may then change only the keys in
+    :data:`kitpose.resume.SAFE_ON_RESUME`.
+    """
+    if resume is None:
+        if path is None:
+            raise RunError("no recipe given", hint="kitpose run RECIPE, or kitpose run --resume RUN_DIR")
+        plan = check_recipe(path, overrides)
+        run = Run(plan, run_dir=Path(run_dir) if run_dir else None)
+    else:
+        given = load_recipe(path, overrides) if path is not None else None
         if resume == "latest":
-            resume_dir = find_latest_run(recipe.name, recipe.select("runs_dir", "runs") or "runs")
+            if given is None:
+                raise RunError("--resume needs the run directory", hint="kitpose run --resume runs/NAME/TIME")
+            resume_dir = find_latest_run(given.name, given.select("runs_dir", "runs") or "runs")
         else:
             resume_dir = Path(resume)
-            if not (resume_dir / "checkpoints" / "last.pt").is_file():
-                raise RunError("nothing to resume: no checkpoints/last.pt", file=str(resume_dir),
-                               hint="give a run directory made by 'kitpose run'")
-        plan = plan_recipe(recipe)
-    else:
-        plan = check_recipe(path, overrides)
-    run = Run(plan, run_dir=Path(run_dir) if run_dir else None, resume=resume_dir)
+        own = resuming.load_run_recipe(resume_dir)
+        if given is None:
+            given = resuming.load_run_recipe(resume_dir, overrides) if overrides else own
+        found = resuming.changes(own, given)
+        resuming.check_changes(found, resume_dir, given.file if path is not None else "the overrides")
+        plan = check_loaded(given)
+        run = Run(plan, resume=resume_dir, changes=found)
     try:
         return run.execute()
     finally:

@@ -14,6 +14,9 @@ from collections.abc import Iterable
 class KitposeError(Exception):
     """Base class of every error caused by user input (recipes, plugins, files)."""
 
+    #: what ``kitpose`` exits with: 2 for a mistake in the input, 1 for a fault of the machine
+    exit_code = 2
+
     def __init__(self, message: str, *, file: str | None = None, path: str | None = None,
                  hint: str | None = None) -> None:
         super().__init__(message)
@@ -64,6 +67,16 @@ class PluginError(KitposeError):
 
 class RunError(KitposeError):
     """A run cannot start or continue (unwritable run directory, bad checkpoint, NaN loss)."""
+
+
+class RunFault(RunError):
+    """The machine failed the run (disk full, read-only run directory, a lost rank)."""
+
+    exit_code = 1
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped the run where it could be resumed exactly; the message says how."""
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

@@ -23,6 +23,11 @@ class RunInfo:
     epochs: int
     steps_per_epoch: int
     start_epoch: int = 0
+    #: a resumed run: steps already done, and how many epochs have their validation recorded;
+    #: what a monitor logged past these points before the interruption is replayed now
+    start_step: int = 0
+    resumed: bool = False
+    validated_epochs: int = 0
     joint_names: tuple[str, ...] = ()
     skeleton: tuple[tuple[int, int], ...] = ()
 

@@ -85,7 +85,11 @@ def check_recipe(path: str, overrides: Iterable[str] = (), *, registry: Registry
     Beyond names and signatures, the components of :data:`VALUE_CHECKED_KINDS` are built
     once, so a value a component refuses (an even blur kernel) is reported here as well.
     """
-    recipe = load_recipe(path, overrides)
+    return check_loaded(load_recipe(path, overrides), registry=registry)
+
+
+def check_loaded(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
+    """:func:`check_recipe` for a recipe already loaded (a resumed run's own)."""
     plan = plan_recipe(recipe, registry=registry)
     light = [spec for spec in _specs(plan.components) if spec.kind in VALUE_CHECKED_KINDS]
     light += [t for split in plan.splits.values() for t in split.transforms]

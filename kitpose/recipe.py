@@ -55,7 +55,11 @@ DEFAULTS: dict[str, Any] = {
     "train": {"epochs": 1, "steps": None, "optimizer": {"use": "adam", "lr": 1e-3}, "scheduler": None,
               "scheduler_interval": "epoch", "clip_grad": None, "log_every": 10,
               # the tensor to minimise, or several summed with weights: {loss_h1: 1.0, loss_int: 1.0}
-              "objective": "loss"},
+              "objective": "loss",
+              # stop when the objective grows to this many times its first value (null: never)
+              "divergence": 1.0e4,
+              # seconds a rank waits for the others under torchrun before the job fails
+              "dist_timeout": 300},
     "val": {"every": 1, "metric": None, "branch": None, "mode": "max", "snapshot": 4,
             "show": {"keypoints": "pred_keypoints", "heatmaps": "heatmaps", "target": "target"}},
     "test": {"checkpoint": "best", "flip": False, "flip_heatmaps": "heatmaps", "flip_encoder": "encoder"},

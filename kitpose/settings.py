@@ -103,6 +103,8 @@ RUN_SETTINGS: dict[str, Setting] = {
     "train.clip_grad": Setting(float, minimum=0, nullable=True, example="1.0"),
     "train.scheduler_interval": Setting(choices=("epoch", "step")),
     "train.objective": Setting(example="loss", rule=objective_problem),
+    "train.divergence": Setting(float, minimum=1, nullable=True, example="1.0e4"),
+    "train.dist_timeout": Setting(float, minimum=1, example="300"),
     "val.every": Setting(int, minimum=1, example="1"),
     "val.mode": Setting(choices=("max", "min")),
     "val.snapshot": Setting(int, minimum=0, example="4"),

@@ -85,8 +85,10 @@ def test_failing_monitor_is_reported_once_and_training_goes_on(toy_recipe, tmp_p
 
 def test_checkpoint_of_another_recipe_lists_mismatched_keys(toy_recipe, tmp_path):
     run_recipe(str(toy_recipe), ["train.epochs=1"], run_dir=str(tmp_path / "a"))
+    run_recipe(str(toy_recipe), ["train.epochs=1", "+components.model.width=4"], run_dir=str(tmp_path / "b"))
+    shutil.copy(tmp_path / "b" / "checkpoints" / "last.pt", tmp_path / "a" / "checkpoints" / "last.pt")
     with pytest.raises(RunError, match=r"does not fit this recipe's model: .*shape differs for parts.model"):
-        run_recipe(str(toy_recipe), ["train.epochs=2", "+components.model.width=4"], resume=str(tmp_path / "a"))
+        run_recipe(None, ["train.epochs=2"], resume=str(tmp_path / "a"))
 
 
 def test_unwritable_run_directory_fails_before_training(toy_recipe, tmp_path):

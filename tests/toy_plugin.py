@@ -41,13 +41,14 @@ class Blobs:
 
 
 class TinyNet(nn.Module):
-    """Two convolutions from image to heatmaps at stride 1."""
+    """Two convolutions from image to heatmaps at stride 1 (``norm``: BatchNorm between them)."""
 
     outputs = ("heatmaps",)
 
-    def __init__(self, in_channels: int = 3, joints: int = 3, width: int = 8) -> None:
+    def __init__(self, in_channels: int = 3, joints: int = 3, width: int = 8, norm: bool = False) -> None:
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.ReLU(),
+        middle = [nn.BatchNorm2d(width)] if norm else []
+        self.body = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), *middle, nn.ReLU(),
                                   nn.Conv2d(width, joints, 3, padding=1))
 
     def forward(self, image: torch.Tensor) -> dict:
