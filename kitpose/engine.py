@@ -773,6 +773,10 @@ def run_recipe(path: str | None, overrides: Iterable[str] = (), *, resume: str |
         plan = check_loaded(given)
         run = Run(plan, resume=resume_dir, changes=found)
     try:
-        return run.execute()
+        results = run.execute()
+        # every rank is past its last collective before any tears down: freeing DDP while
+        # another rank's gloo thread still releases a tensor can deadlock on the GIL
+        dist_utils.barrier()
+        return results
     finally:
         dist_utils.shutdown()

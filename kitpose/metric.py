@@ -59,7 +59,10 @@ class Metric:
         ``kitpose check`` reads them to refuse a ``val.metric`` that no metric reports;
         override this when the names depend on parameters (``PCKh@0.1`` ...).
         """
-        return None if self.names is None else tuple(self.names)
+        declared = getattr(type(self), "names", None)
+        if declared is None or callable(declared):  # a plugin's own ``names()`` method is not a declaration
+            return None
+        return tuple(declared)
 
     def per_joint(self) -> dict[str, list[float]]:
         """Per-joint values of the headline numbers; empty when a metric has none."""

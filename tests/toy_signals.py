@@ -17,6 +17,7 @@ import torch
 
 from kitpose import hookimpl
 from kitpose.errors import RecipeError
+from kitpose.metric import Metric
 
 
 def _hold(ready: str, go: str) -> None:
@@ -32,13 +33,16 @@ class Pause:
     outputs = ("x",)
 
     def __init__(self, at_call: int = 0, ready: str = "", go: str = "", rank: int | None = None,
-                 sleep: float = 0.0) -> None:
+                 sleep: float = 0.0, kill: bool = False) -> None:
         self.at_call, self.ready, self.go, self.rank, self.sleep = at_call, ready, go, rank, sleep
+        self.kill = kill
         self.calls = 0
 
     def __call__(self, x: torch.Tensor) -> dict:
         self.calls += 1
         if self.calls == self.at_call and (self.rank is None or self.rank == int(os.environ.get("RANK", 0))):
+            if self.kill:  # a rank that dies mid-step
+                os.kill(os.getpid(), signal.SIGKILL)
             if self.sleep:  # a rank that is alive but stuck
                 time.sleep(self.sleep)
             elif not Path(self.ready).exists():
@@ -107,8 +111,21 @@ class FlakyBlobs:
         return self.blobs[i]
 
 
+class Level(Metric):
+    """The mean predicted heatmap value: moves with any change of the model, however small."""
+
+    names = ("level",)
+
+    def update(self, heatmaps: torch.Tensor) -> None:
+        self.accumulate(level=heatmaps.double().mean((1, 2, 3)))
+
+    def compute(self) -> dict:
+        return {"level": float(self.gathered("level").mean())}
+
+
 @hookimpl
 def kitpose_register(registry):
+    registry.metric("toy_level", Level)
     registry.backbone("toy_pause", Pause)
     registry.monitor("toy_pause_monitor", PauseMonitor)
     registry.monitor("toy_disk_full", DiskFull)

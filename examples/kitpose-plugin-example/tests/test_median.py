@@ -48,7 +48,12 @@ def test_maps_without_positive_mass_give_their_argmax():
     assert (out["scores"] == 0).all()
 
 
-@pytest.mark.parametrize("window", [0, 2.5, True, "3"])
-def test_a_bad_window_says_what_to_write(window):
-    with pytest.raises(ComponentError, match="window must be an integer >= 1 or null"):
+@pytest.mark.parametrize("window, says", [
+    (0, "window must be an integer >= 1 or null"),  # the decoder's own check
+    (2.5, "window must be a whole number"),          # kitpose checks the `int | None` annotation
+    (True, "window must be a whole number"),
+    ("3", "window must be a whole number"),
+])
+def test_a_bad_window_says_what_to_write(window, says):
+    with pytest.raises(ComponentError, match=says):
         kitpose.build("decoder", "median", window=window)

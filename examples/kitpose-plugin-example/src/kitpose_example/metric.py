@@ -34,9 +34,10 @@ class PercentileError(Metric):
                                  f"got {percentiles!r}", hint="write percentiles: [50, 90]")
         self.percentiles = values
 
-    def names(self) -> list[str]:
-        """Result names, one per percentile: ``EPE@p50`` ..."""
-        return [f"EPE@p{p:g}" for p in self.percentiles]
+    def output_names(self) -> tuple[str, ...]:
+        """Result names, one per percentile: ``EPE@p50`` ... (``kitpose check`` reads them, so a
+        ``val.metric`` naming none of them is refused before training)."""
+        return tuple(f"EPE@p{p:g}" for p in self.percentiles)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, visible: torch.Tensor | None = None,
                **extras: Any) -> None:
@@ -59,9 +60,9 @@ class PercentileError(Metric):
         return torch.nanquantile(values, q, dim=0 if dim is not None else None)
 
     def compute(self) -> dict[str, float]:
-        return dict(zip(self.names(), self._quantiles(None).tolist()))
+        return dict(zip(self.output_names(), self._quantiles(None).tolist()))
 
     def per_joint(self) -> dict[str, list[float]]:
         if self.gathered("distance").numel() == 0:
             return {}
-        return dict(zip(self.names(), self._quantiles(0).tolist()))
+        return dict(zip(self.output_names(), self._quantiles(0).tolist()))
