@@ -34,7 +34,7 @@ import numpy as np
 import toolz
 
 from kitpose.components import ComponentSpec, declared, parse_spec
-from kitpose.errors import RecipeError, RunError, suggestion
+from kitpose.errors import RecipeError, suggestion
 from kitpose.recipe import Recipe
 from kitpose.registry import Registry
 from kitpose.settings import SPLIT_SETTINGS, check_settings
@@ -215,14 +215,14 @@ def drop_invalid(samples: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]
 def collate(samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Stack samples into batched tensors; images become float [B, C, H, W] in [0, 1].
 
-    Samples marked invalid (:data:`INVALID_KEY`) are dropped and counted first.
+    Samples marked invalid (:data:`INVALID_KEY`) are dropped and counted first; a batch
+    with none left is empty (``{}``), and the engine passes over it.
     """
     import torch
 
     samples = drop_invalid(samples)
     if not samples:
-        raise RunError("every sample of a batch is unreadable (skip_invalid drops them, but a batch "
-                       "needs one readable sample)", hint="replace the files named in run.log")
+        return {}
     batch: dict[str, Any] = {}
     for key in samples[0]:
         values = [s[key] for s in samples]

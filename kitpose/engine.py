@@ -231,9 +231,13 @@ class Run:
         self._write_text("run.json", json.dumps(info, indent=1))
         handler = _RunLogHandler(self.dir / "run.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(handler)
+        console = logging.StreamHandler(sys.stderr)  # warnings (a monitor's too) belong on the console
+        console.setLevel(logging.WARNING)
+        console.setFormatter(logging.Formatter("kitpose: warning: %(message)s"))
+        for each in (handler, console):
+            log.addHandler(each)
         log.setLevel(logging.INFO)
-        self._log_handler = handler
+        self._log_handlers = (handler, console)
         for leftover in checkpoint.remove_leftovers(self.dir / "checkpoints"):
             log.info("removed %s, left by a write that was cut short", leftover.name)
         if self.changes:
@@ -328,9 +332,7 @@ class Run:
     def _monitor_failed(self, key: str, hook: str, exc: BaseException) -> None:
         if key not in self._failed_monitors:
             self._failed_monitors.add(key)
-            message = f"monitor '{key}' failed in {hook}: {type(exc).__name__}: {exc}"
-            print(f"kitpose: warning: {message} (training goes on)", file=sys.stderr)
-            log.warning(message)
+            log.warning(f"monitor '{key}' failed in {hook}: {type(exc).__name__}: {exc} (training goes on)")
 
     # -- checkpoints ---------------------------------------------------------------------------
     def _checkpoint(self) -> dict[str, Any]:
@@ -419,8 +421,7 @@ class Run:
             finally:
                 self.stop = None
                 self.notify("close", ending=True)
-                handler = getattr(self, "_log_handler", None)
-                if handler is not None:
+                for handler in getattr(self, "_log_handlers", ()):
                     log.removeHandler(handler)
                     handler.close()
         return results
@@ -499,6 +500,9 @@ class Run:
             self.trainer.train()
             started, seen = time.perf_counter(), 0
             for batch in self._batches("train", epoch):
+                if not batch:  # every sample unreadable and skipped: the batch counts, no step is taken
+                    self.state.batch_in_epoch += 1
+                    continue
                 autocast = torch.autocast("cuda", dtype=self.amp) if self.amp else nullcontext()
                 with autocast:
                     env = self.trainer(**batch)
@@ -628,6 +632,8 @@ class Run:
             for batch in self._batches(stage, 0):
                 if self.world == 1 and self._stop_requested(agreed=False):
                     raise self._interrupt(where)
+                if not batch:  # every sample unreadable and skipped
+                    continue
                 autocast = torch.autocast("cuda", dtype=self.amp) if self.amp else nullcontext()
                 with autocast:
                     branches = self._run_eval(runner, batch, parts)

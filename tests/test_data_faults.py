@@ -8,6 +8,7 @@ twice.
 """
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import shutil
@@ -21,7 +22,7 @@ import kitpose
 import kitpose.data
 from conftest import run_cli
 from kitpose.data import INVALID_KEY, PipelineDataset, collate
-from kitpose.errors import KitposeError, RunError
+from kitpose.errors import KitposeError
 from kitpose_plugins._data_io import read_image, truncation
 
 TESTS = Path(__file__).parent
@@ -250,10 +251,8 @@ def test_every_record_bad_in_every_way_is_counted_and_no_sample_repeats(coco_cop
         assert sorted(ids) == [100, 101, 105]
 
 
-def test_a_batch_with_no_readable_sample_is_one_line():
-    with pytest.raises(RunError, match="every sample of a batch is unreadable") as info:
-        collate([{INVALID_KEY: "x.jpg: truncated JPEG", "index": 0}])
-    one_line(info.value)
+def test_a_batch_with_no_readable_sample_is_empty():
+    assert collate([{INVALID_KEY: "x.jpg: truncated JPEG", "index": 0}]) == {}
 
 
 def test_collate_without_invalid_samples_is_unchanged():
@@ -263,14 +262,15 @@ def test_collate_without_invalid_samples_is_unchanged():
     assert batch["image"].shape == (3, 3, 4, 4) and batch["index"].tolist() == [0, 1, 2]
 
 
-def test_a_run_skips_a_truncated_image_and_says_so(coco_copy, tmp_path):
+@pytest.mark.parametrize("batch_size", [3, 1])
+def test_a_run_skips_a_truncated_image_and_says_so(coco_copy, tmp_path, batch_size):
     """A whole `kitpose run` over COCO with a truncated image and skip_invalid: it finishes,
-    says so once on the console, and run.log has it."""
+    says so once on the console, and run.log has it (batch_size 1: a batch left empty is passed over)."""
     data, path, images = coco_copy
+    instances = len(coco(write(data, path), images))
     cut(images / "000000000001.jpg")
-    write(data, path)
     dataset = f"{{use: coco, ann_file: '{path}', image_dir: '{images}', skip_invalid: true}}"
-    split = f"{{dataset: {dataset}, transforms: [{{use: top_down_affine, input_size: 16}}], batch_size: 3}}"
+    split = f"{{dataset: {dataset}, transforms: [{{use: top_down_affine, input_size: 16}}], batch_size: {batch_size}}}"
     result = run_cli("run", str(TESTS / "recipes" / "toy.yaml"), f"runs_dir={tmp_path / 'runs'}", "train.epochs=1",
                      "+components.model.joints=17", *(f"data.{s}={split}" for s in ("train", "val", "test")),
                      "~monitors.jsonl", cwd=tmp_path, timeout=300)
@@ -280,6 +280,9 @@ def test_a_run_skips_a_truncated_image_and_says_so(coco_copy, tmp_path):
     assert len(warnings) == 1 and "000000000001.jpg" in warnings[0] and "truncated JPEG" in warnings[0]
     logs = list((tmp_path / "runs").rglob("run.log"))
     assert len(logs) == 1 and "skipped unreadable sample" in logs[0].read_text()
+    with open(logs[0].parent / "results.csv") as handle:
+        scored = {float(row["N"]) for row in csv.DictReader(handle)}
+    assert scored == {instances - 1}  # every readable instance once, the truncated one never
 
 
 def test_when_every_coco_record_is_skipped_the_error_says_why_in_one_line(coco_copy, capsys):
