@@ -729,10 +729,10 @@ def _worker_error(exc: KitposeError) -> KitposeError:
 def _lost_rank(exc: RuntimeError) -> bool:
     """Whether a collective failed because another rank died, hung or closed its connection."""
     dist_error = getattr(torch.distributed, "DistError", ())
-    text = str(exc)
+    text = str(exc).lower()
     return isinstance(exc, dist_error) or any(
-        word in text for word in ("Connection closed by peer", "Connection reset by peer", "Timed out",
-                                  "timed out", "Broken pipe", "NCCL communicator was aborted"))
+        words in text for words in ("timeout", "timed out", "connection closed", "connection reset",
+                                    "closed by peer", "pair closure", "broken pipe", "nccl communicator"))
 
 
 def _first_line(exc: BaseException) -> str:

@@ -255,13 +255,6 @@ def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
     if settings["test"]["flip"] and "test" in flows:
         _check_flip(recipe, settings["test"], components, flows["test"], registry)
     _check_checkpoint(recipe, settings["test"], flows)
-    if "val" in flows and settings["val"]["branch"]:
-        scored = branch_labels(flows["val"])
-        branch = settings["val"]["branch"]
-        if scored and branch not in scored:
-            raise RecipeError(f"'{branch}' is not a branch of the validation flow"
-                              f"{suggestion(branch, scored)}", file=recipe.file, path="val.branch",
-                              hint="branches: " + ", ".join(scored))
     return Plan(recipe, registry, components, monitors, splits, flows, settings, optimizer, scheduler)
 
 
