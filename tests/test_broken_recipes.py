@@ -69,6 +69,17 @@ CASES = [
          ("+monitors.figures={use: figures, predictions: ../../escaped.png}",), modes=("check", "run")),
     Case("member-name-dotdot", "components.decoders",
          yaml='components:\n  decoders:\n    "../evil": {use: toy_peak}\n'),
+    Case("jsonl-file-dotdot", "monitors.jsonl.file", ("+monitors.jsonl.file=../../.bashrc",), modes=("check", "run")),
+    Case("password-in-url", "monitors.visdom.server",
+         ('+monitors.visdom={use: visdom, server: "http://me:secret@127.0.0.1"}',), modes=("check", "run")),
+    # 8. resolvers: a computed resolver name cannot reach a refused one
+    Case("resolver-bypass", "description",
+         yaml="vars: {r: oc.decode}\ndescription: \"${${vars.r}:'abc'}\"\n", modes=("check", "run")),
+    # 10. YAML that parses but is refused, reported at its line
+    Case("alias-bomb", "8:10", yaml="vars:\n" + "".join(
+        f"  {a}: &{a} [{', '.join([f'*{b}'] * 9)}]\n" for a, b in zip("bcdef", "abcde")).replace(
+        "  b:", "  a: &a [x, x, x, x, x, x, x, x, x]\n  b:"), modes=("check", "run")),
+    Case("duplicate-key", "4:1", yaml="seed: 1\nseed: 2\n", modes=("check", "run")),
     # 15. shapes that disagree: found in the first step, reported with the node and the shapes
     Case("joints-mismatch", "flows.train[2]", ("+components.model.joints=5",), modes=("run",)),
     Case("heatmap-size-mismatch", "flows.train[2]", ("components.encoder.size=8",), modes=("run",)),
@@ -101,7 +112,9 @@ def test_broken_recipe_is_one_line(tmp_path, case, mode):
     assert result.returncode == 2, result.stderr + result.stdout
     assert "Traceback" not in result.stderr + result.stdout
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"kitpose: error: {recipe}: {case.path}"), lines[0]
+    at = f":{case.path}" if case.path[:1].isdigit() else f": {case.path}"  # a YAML error names a line
+    assert lines[0].startswith(f"kitpose: error: {recipe}{at}"), lines[0]
+    assert "secret" not in result.stderr + result.stdout
     written = files_under(tmp_path) - before
     outside = [p for p in written if runs not in p.parents]
     assert not outside, f"written outside the run directory: {outside}"
