@@ -376,3 +376,18 @@ def test_kitpose_visdom_on_every_interface_warns(tmp_path: Path) -> None:
         _, err = process.communicate(timeout=20)
     warnings = [line for line in err.splitlines() if "warning" in line]
     assert len(warnings) == 1 and "anyone on the network can read and change the dashboards" in warnings[0], err
+
+
+def test_a_run_says_once_on_the_console_that_no_server_answers(tmp_path: Path) -> None:
+    """The monitor's warning reaches the console (not only run.log), once, and the run finishes."""
+    from conftest import run_cli
+
+    recipe = Path(__file__).parent / "recipes" / "toy.yaml"
+    port = free_port()
+    result = run_cli("run", str(recipe), "train.epochs=2", "train.log_every=1",
+                     f"+monitors.visdom={{use: visdom, port: {port}, interval: 0.05}}",
+                     "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    said = [line for line in result.stderr.splitlines() if f"no Visdom server at http://127.0.0.1:{port}" in line]
+    assert len(said) == 1 and said[0].startswith("kitpose: warning: visdom: "), result.stderr
+    assert f"no Visdom server at http://127.0.0.1:{port}" in (tmp_path / "run" / "run.log").read_text()
