@@ -106,7 +106,7 @@ def preview(recipe_path: str, overrides: Sequence[str] = (), split: str = "train
             output: str | Path = "preview.png", tile: int = 192) -> tuple[Path, int]:
     """Draw ``count`` samples of a recipe's split into ``output``; returns (path, samples drawn)."""
     import kitpose
-    from kitpose.data import build_split, parse_split
+    from kitpose.data import INVALID_KEY, build_split, parse_split
     from kitpose.recipe import load_recipe
 
     if count < 1:
@@ -118,14 +118,19 @@ def preview(recipe_path: str, overrides: Sequence[str] = (), split: str = "train
     n = min(count, len(dataset))
     skeleton = tuple(getattr(dataset, "skeleton", ()) or ())
     names = tuple(getattr(dataset, "joint_names", ()) or ())
-    tiles = [draw_sample(dataset[i], skeleton, names, tile, label=f"#{i}") for i in range(n)]
+    samples = ((i, dataset[i]) for i in range(n))  # an unreadable one (skip_invalid) is not drawn
+    tiles = [draw_sample(sample, skeleton, names, tile, label=f"#{i}") for i, sample in samples
+             if INVALID_KEY not in sample]
+    if not tiles:
+        raise KitposeError(f"none of the first {n} samples of the {split} split can be read", file=recipe.file,
+                           path=f"data.{split}", hint="see the skipped files named above")
     path = Path(output)
     if path.parent and not path.parent.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(path), grid(tiles)):
         raise KitposeError("cannot write the picture", file=str(path),
                            hint="give a writable path ending in .png with -o")
-    return path, n
+    return path, len(tiles)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -303,3 +303,16 @@ def test_when_every_mpii_record_is_skipped_the_error_says_why_in_one_line(mpii_c
         mpii(write(data, path), images, skip_invalid=True)
     one_line(info.value)
     assert capsys.readouterr().err == ""
+
+
+def test_preview_leaves_out_a_sample_that_cannot_be_read(coco_copy, tmp_path):
+    from kitpose_plugins._data_preview import preview
+
+    data, path, images = coco_copy
+    instances = len(coco(write(data, path), images))
+    cut(images / "000000000001.jpg")
+    recipe = tmp_path / "coco.yaml"
+    recipe.write_text("kitpose: 1\ndata:\n  train:\n    dataset: {use: coco, ann_file: '%s', image_dir: '%s', "
+                      "skip_invalid: true}\n    transforms: [{use: top_down_affine, input_size: 16}]\n" % (path, images))
+    out, drawn = preview(str(recipe), output=tmp_path / "preview.png")
+    assert out.is_file() and drawn == instances - 1
