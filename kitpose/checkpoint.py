@@ -5,9 +5,7 @@ without unpickling arbitrary objects. RNG states are stored as tensors and lists
 """
 from __future__ import annotations
 
-import os
 import random
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +13,13 @@ import numpy as np
 import torch
 
 from kitpose.errors import RunError
+from kitpose.files import replacing
 
 
 def save_atomic(obj: dict[str, Any], path: Path) -> None:
-    """Write ``obj`` to a temporary file next to ``path`` and rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``obj`` whole or not at all (see :mod:`kitpose.files`), flushed to disk."""
+    with replacing(path, sync=True) as temporary:
+        torch.save(obj, temporary)
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -50,15 +40,6 @@ def load(path: Path) -> dict[str, Any]:
         raise RunError("not a kitpose checkpoint (no model weights in it)", file=str(path),
                        hint="give a checkpoint written by 'kitpose run'")
     return ckpt
-
-
-def remove_leftovers(folder: Path) -> list[Path]:
-    """Delete the temporary files of writes that a kill interrupted (``.NAME.pt.XXXX.tmp``)."""
-    removed = []
-    for leftover in folder.glob(".*.pt.*.tmp"):
-        leftover.unlink(missing_ok=True)
-        removed.append(leftover)
-    return removed
 
 
 def rng_state() -> dict[str, Any]:

@@ -31,7 +31,7 @@ from torch import nn
 
 from omegaconf import OmegaConf
 
-from kitpose import __version__, checkpoint
+from kitpose import __version__, checkpoint, files
 from kitpose import distributed as dist_utils
 from kitpose import resume as resuming
 from kitpose import results as results_io
@@ -208,8 +208,8 @@ class Run:
         if self.resume_from is None or self.changes:
             given = copy.deepcopy(self.recipe.config)
             given.name = self.recipe.name
-            self._write_text("recipe.yaml", OmegaConf.to_yaml(given))
-            self._write_text("recipe.resolved.yaml", self.recipe.resolved_yaml())
+            files.write_atomic(self.dir / "recipe.yaml", OmegaConf.to_yaml(given))
+            files.write_atomic(self.dir / "recipe.resolved.yaml", self.recipe.resolved_yaml())
         info_file = self.dir / "run.json"
         now = datetime.now().isoformat(timespec="seconds")
         if self.resume_from is not None and info_file.is_file():
@@ -228,7 +228,7 @@ class Run:
                     "name": self.recipe.name, "recipe": self.recipe.file, "sources": self.recipe.sources,
                     "overrides": self.recipe.overrides, "command": sys.argv, "device": str(self.device),
                     "world_size": self.world, "seed": self.seed, "plugins": plugins, "started": now}
-        self._write_text("run.json", json.dumps(info, indent=1))
+        files.write_atomic(self.dir / "run.json", json.dumps(info, indent=1))
         handler = _RunLogHandler(self.dir / "run.log")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         console = logging.StreamHandler(sys.stderr)  # warnings (a monitor's too) belong on the console
@@ -238,21 +238,11 @@ class Run:
             log.addHandler(each)
         log.setLevel(logging.INFO)
         self._log_handlers = (handler, console)
-        for leftover in checkpoint.remove_leftovers(self.dir / "checkpoints"):
-            log.info("removed %s, left by a write that was cut short", leftover.name)
+        for folder in (self.dir, self.dir / "checkpoints"):
+            for leftover in files.remove_leftovers(folder):
+                log.info("removed %s, left by a write that was cut short", leftover.name)
         if self.changes:
             log.info("resumed with changes: %s", ", ".join(f"{c.key}: {c.old!r} -> {c.new!r}" for c in self.changes))
-
-    def _write_text(self, name: str, text: str) -> None:
-        """Write a run file whole or not at all (a full disk never leaves half a file)."""
-        target = self.dir / name
-        temporary = target.with_name(f".{name}.tmp")
-        try:
-            temporary.write_text(text, encoding="utf-8")
-            os.replace(temporary, target)
-        except OSError:
-            temporary.unlink(missing_ok=True)
-            raise
 
     def build(self) -> None:
         """Build datasets, loaders, components, optimizer and scheduler."""

@@ -7,6 +7,8 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
+from kitpose.files import write_atomic
+
 
 def columns(results: Mapping[str, Mapping[str, float]]) -> list[str]:
     return list(dict.fromkeys(k for row in results.values() for k in row))
@@ -36,10 +38,10 @@ def write(results: Mapping[str, Mapping[str, float]], folder: Path, *, stem: str
           per_joint: Mapping[str, Mapping[str, list[float]]] | None = None) -> str:
     """Write ``results.md``, ``results.csv`` (and per-joint JSON); return the Markdown."""
     table = markdown(results)
-    (folder / f"{stem}.md").write_text(table, encoding="utf-8")
-    (folder / f"{stem}.csv").write_text(to_csv(results), encoding="utf-8")
+    write_atomic(folder / f"{stem}.md", table)
+    write_atomic(folder / f"{stem}.csv", to_csv(results))
     if per_joint:
-        (folder / f"{stem}_per_joint.json").write_text(json.dumps(per_joint, indent=1), encoding="utf-8")
+        write_atomic(folder / f"{stem}_per_joint.json", json.dumps(per_joint, indent=1))
     return table
 
 

@@ -8,11 +8,12 @@ reader never sees half a PNG.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from kitpose.files import replacing
 
 from kitpose_plugins._figures_series import LOSS, LR, METRIC, THROUGHPUT, Curves, title_of, x_label_of
 
@@ -68,17 +69,13 @@ def plot_curves(curves: Curves, path: Path, title: str = "", dpi: int = 100) -> 
         ax.set_visible(False)
     if title:
         figure.suptitle(title, fontsize=12)
-    path = Path(path)
-    partial = path.with_name(path.stem + ".partial.png")
-    figure.savefig(partial, format="png")
-    os.replace(partial, path)
+    with replacing(path) as partial:
+        figure.savefig(partial, format="png")
     return True
 
 
 def write_png(path: Path, image_bgr: np.ndarray) -> None:
     """Write a BGR image as PNG through a temporary name."""
-    path = Path(path)
-    partial = path.with_name(path.stem + ".partial.png")
-    if not cv2.imwrite(str(partial), image_bgr):
-        raise OSError(f"cannot write {partial}")
-    os.replace(partial, path)
+    with replacing(path) as partial:
+        if not cv2.imwrite(str(partial), image_bgr):
+            raise OSError(f"cannot write {path}")

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from kitpose.monitor import Monitor, RunInfo, Snapshot
+from kitpose.files import write_atomic
 from kitpose.paths import RunPath, run_path
 from kitpose_plugins._figures_series import StepFilter
 
@@ -146,6 +147,4 @@ def _keep_before(path: Path, run: RunInfo) -> None:
         if (kind == "step" and record.get("step", 0) <= run.start_step) or \
                 (kind == "val" and record.get("epoch", 0) <= run.validated_epochs):
             kept.append(line + "\n")
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text("".join(kept), encoding="utf-8")
-    os.replace(temporary, path)
+    write_atomic(path, "".join(kept))

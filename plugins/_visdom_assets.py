@@ -9,7 +9,6 @@ copies each one into Visdom's static folder under the name Visdom's page asks fo
 from __future__ import annotations
 
 import importlib.util
-import os
 import shutil
 import subprocess
 import tarfile
@@ -18,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from kitpose.errors import KitposeError
+from kitpose.files import write_atomic
 
 _MATHJAX = "mathjax@2.7.5"
 _MATHJAX_FILES = (
@@ -89,11 +89,6 @@ def _pack(npm: str, specs: list[str], into: Path, echo: Callable[[str], None]) -
                            hint="check that the npm registry is reachable (npm config get registry)")
 
 
-def _write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    os.replace(partial, path)
 
 
 def install_assets(static: Path | None = None, *, npm: str | None = None,
@@ -132,7 +127,7 @@ def install_assets(static: Path | None = None, *, npm: str | None = None,
                 if handle is None:
                     raise KitposeError(f"{spec} has no file {member}",
                                        hint="the package version may differ from the one Visdom expects")
-                _write(static / target, handle.read())
+                write_atomic(static / target, handle.read())
                 written.append(static / target)
         finally:
             for archive in archives.values():
@@ -140,7 +135,7 @@ def install_assets(static: Path | None = None, *, npm: str | None = None,
     version = _visdom_version()
     if version:
         # visdom's own downloader skips files it finds when this names its version
-        _write(static / "version.built", version.encode())
+        write_atomic(static / "version.built", version.encode())
     echo(f"installed {len(written)} files into {static}")
     return written
 

@@ -216,7 +216,7 @@ def test_resume_accepts_the_safe_keys_and_records_them(tmp_path):
 
 def test_empty_checkpoint_is_one_line_and_leftovers_are_removed(tmp_path):
     run, err = interrupted(tmp_path)
-    leftover = run / "checkpoints" / ".last.pt.abc123.tmp"
+    leftover = run / "checkpoints" / ".last.abc123.partial.pt"
     leftover.write_bytes(b"half a checkpoint")
     resumed = run_cli("run", "--resume", str(run), cwd=tmp_path, env=ENV)
     assert resumed.returncode == 0, resumed.stderr

@@ -1,0 +1,53 @@
+"""Files written whole or not at all.
+
+Every file of a run directory (checkpoints, results, figures, the recipe) is written to
+a temporary name next to it and renamed into place, so a kill or a full disk leaves the
+previous version, never half a file; a failed write removes its temporary file. The
+temporary names (``.NAME.XXXX.partial.EXT``) keep the extension, for writers that pick
+the format from it, and :func:`remove_leftovers` clears those a kill left behind.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+PARTIAL = ".partial"
+
+
+@contextmanager
+def replacing(path: str | Path, *, sync: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; when the block ends without error it replaces
+    ``path`` (``sync``: flushed to disk first), otherwise it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{PARTIAL}{path.suffix}", dir=path.parent)
+    os.close(fd)
+    temporary = Path(name)
+    try:
+        yield temporary
+        if sync:
+            with open(temporary, "rb+") as handle:
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> None:
+    """Write ``data`` (text as UTF-8) to ``path`` whole or not at all."""
+    with replacing(path) as temporary:
+        temporary.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+
+
+def remove_leftovers(folder: str | Path) -> list[Path]:
+    """Delete the temporary files in ``folder`` of writes that a kill cut short."""
+    removed = []
+    for leftover in Path(folder).glob(f".*{PARTIAL}*"):
+        if leftover.is_file():
+            leftover.unlink(missing_ok=True)
+            removed.append(leftover)
+    return removed
