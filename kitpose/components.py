@@ -205,21 +205,6 @@ def _defined_names(cls: type) -> set[str]:
     return names
 
 
-def call_parameters(fn: Callable[..., Any]) -> tuple[list[str], list[str], bool] | None:
-    """(all keyword names, required names, accepts **kwargs) of an unbound method."""
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError):
-        return None
-    params = list(sig.parameters.values())
-    if params and params[0].name == "self":
-        params = params[1:]
-    names = [p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    required = [p.name for p in params
-                if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
-    return names, required, any(p.kind is p.VAR_KEYWORD for p in params)
-
-
 def declared(factory: Any, attribute: str) -> tuple[str, ...] | None:
     """A tuple a component class declares (``outputs``, ``provides``, ``flow_methods``)."""
     value = getattr(factory, attribute, None)

@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kitpose.components import ComponentSpec, Group, call_parameters, call_target, declared
+from kitpose.components import ComponentSpec, Group, call_target, declared
 from kitpose.errors import FlowError, KitposeError, RunError, suggestion
 from kitpose.recipe import Recipe, as_plain
-from kitpose.registry import Registry
+from kitpose.registry import Registry, fit
 
 _NODE_KEYS = {"call", "in", "out", "name"}
 
@@ -176,20 +176,18 @@ def _mapping(value: Any, file: str, path: str) -> dict[str, str]:
 def _check_arguments(factory: Any, spec: ComponentSpec, method: str | None, inputs: Mapping[str, str],
                      file: str, path: str) -> None:
     fn = call_target(factory, spec.kind, method)
-    info = call_parameters(fn) if fn is not None else None
-    if info is None:
+    found = fit(fn, inputs, method=True) if fn is not None else None
+    if found is None:
         return
-    names, required, takes_kwargs = info
-    if not takes_kwargs:
-        for arg in inputs:
-            if arg not in names:
-                raise FlowError(f"{spec.kind} '{spec.name}' takes no argument '{arg}'"
-                                f"{suggestion(arg, names)}", file=file, path=f"{path}.in.{arg}",
-                                hint="its arguments: " + ", ".join(names))
-    for arg in required:
-        if arg not in inputs:
-            raise FlowError(f"{spec.kind} '{spec.name}' needs argument '{arg}'", file=file,
-                            path=f"{path}.in", hint=f"add {arg}: TENSOR_NAME")
+    if found.unknown:
+        arg, names = found.unknown[0], found.names
+        raise FlowError(f"{spec.kind} '{spec.name}' takes no argument '{arg}'"
+                        f"{suggestion(arg, names)}", file=file, path=f"{path}.in.{arg}",
+                        hint="its arguments: " + ", ".join(names))
+    if found.missing:
+        arg = found.missing[0]
+        raise FlowError(f"{spec.kind} '{spec.name}' needs argument '{arg}'", file=file,
+                        path=f"{path}.in", hint=f"add {arg}: TENSOR_NAME")
 
 
 def _order(nodes: list[Node], sources: frozenset[str], file: str) -> list[Node]:

@@ -20,7 +20,7 @@ import importlib
 import inspect
 import types
 import typing
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -133,8 +133,9 @@ _SIMPLE: dict[Any, tuple[str, Callable[[Any], bool]]] = {
 }
 
 
-def _parameter_error(what: str, name: str, message: str, hint: str | None = None) -> ParameterError:
-    error = ParameterError(f"{what}: {name} {message}", hint=hint)
+def _parameter_error(what: str, name: str, problem: str, hint: str | None = None, *,
+                     message: str | None = None) -> ParameterError:
+    error = ParameterError(message or f"{what}: {name} {problem}", hint=hint)
     error.param = name
     return error
 
@@ -205,39 +206,68 @@ def _literal_values(annotation: Any) -> tuple[Any, ...] | None:
     return None
 
 
+@dataclass(frozen=True)
+class Fit:
+    """How keyword arguments fit a callable: the one reading of a signature that the
+    parameter checks, the flow checks and :mod:`kitpose.testing` all use."""
+
+    parameters: tuple[inspect.Parameter, ...]  # those taken by keyword
+    takes_any: bool                            # it has **kwargs
+    unknown: tuple[str, ...]                   # given, but not taken
+    missing: tuple[str, ...]                   # required, but not given
+
+    @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.parameters]
+
+    @property
+    def required(self) -> list[str]:
+        return [p.name for p in self.parameters if p.default is p.empty]
+
+
+def fit(fn: Callable[..., Any], given: Iterable[str] = (), *, n_args: int = 0, method: bool = False) -> Fit | None:
+    """How the keyword names ``given`` fit ``fn`` (None when its signature cannot be read).
+
+    ``n_args`` positional arguments are supplied by code (the model parameters an optimizer
+    receives) and fill the first positional parameters; ``method``: ``fn`` is an unbound
+    method, whose ``self`` is not an argument.
+    """
+    sig = signature_of(fn)
+    if sig is None:
+        return None
+    parameters = list(sig.parameters.values())
+    if method and parameters and parameters[0].name == "self":
+        parameters = parameters[1:]
+    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    filled = {p.name for p in positional[:n_args]}
+    keyword = tuple(p for p in parameters
+                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in filled)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters)
+    given = list(given)
+    names = {p.name for p in keyword}
+    unknown = () if takes_any else tuple(g for g in given if g not in names)
+    missing = tuple(p.name for p in keyword if p.default is p.empty and p.name not in given)
+    return Fit(keyword, takes_any, unknown, missing)
+
+
 def check_parameters(factory: Callable[..., Any], params: Mapping[str, Any], *, n_args: int = 0,
                      what: str = "component") -> None:
     """Raise :class:`ParameterError` when ``params`` do not fit ``factory``'s signature.
 
-    ``n_args`` positional arguments are supplied by code (for example the model
-    parameters an optimizer receives) and fill the first positional parameters. Values
-    are checked against simple annotations too (see :func:`_check_value`).
+    Values are checked against simple annotations too (see :func:`_check_value`).
     """
-    sig = signature_of(factory)
-    if sig is None:
+    found = fit(factory, params, n_args=n_args)
+    if found is None:
         return
-    parameters = list(sig.parameters.values())
-    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in parameters)
-    positional = [p for p in parameters if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    filled = {p.name for p in positional[:n_args]}
-    named = [p.name for p in parameters
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in filled]
-    if not takes_kwargs:
-        for key in params:
-            if key not in named:
-                valid = ", ".join(named) or "none"
-                error = ParameterError(f"{what} has no parameter '{key}'{suggestion(key, named)}",
-                                       hint=f"valid parameters: {valid}")
-                error.param = key
-                raise error
-    for p in parameters:
+    if found.unknown:
+        key, named = found.unknown[0], found.names
+        raise _parameter_error(what, key, "", f"valid parameters: {', '.join(named) or 'none'}",
+                               message=f"{what} has no parameter '{key}'{suggestion(key, named)}")
+    for p in found.parameters:
         if p.name in params:
             _check_value(p, params[p.name], what)
-    missing = [p.name for p in parameters
-               if p.default is p.empty and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-               and p.name not in filled and p.name not in params]
-    if missing:
-        error = ParameterError(f"{what} needs parameter '{missing[0]}'", hint=f"add {missing[0]}: VALUE")
+    if found.missing:
+        error = ParameterError(f"{what} needs parameter '{found.missing[0]}'", hint=f"add {found.missing[0]}: VALUE")
         error.param = None
         raise error
 

@@ -31,11 +31,11 @@ from typing import Any, NoReturn
 
 import torch
 
-from kitpose.components import call_parameters, call_target, declared
+from kitpose.components import call_target, declared
 from kitpose.errors import UnknownComponentError
 from kitpose.metric import Metric
 from kitpose.monitor import RunInfo, Snapshot
-from kitpose.registry import check_parameters
+from kitpose.registry import check_parameters, fit
 
 __all__ = ["CHECKS", "ContractViolation", "check_component", "check_decoder", "check_encoder",
            "check_loss", "check_metric", "check_monitor", "default_devices", "gaussians"]
@@ -140,19 +140,16 @@ def declared_outputs(s: Subject, required: Sequence[str]) -> tuple[str, ...]:
 def accepts(s: Subject, arguments: Sequence[str]) -> None:
     """The call (``__call__``/``forward``/``update``) takes ``arguments`` by keyword, needs no others."""
     fn = call_target(s.factory, s.kind)
-    info = call_parameters(fn) if fn is not None else None
-    if info is None:
+    found = fit(fn, arguments, method=True) if fn is not None else None
+    if found is None:
         return
-    names, required, takes_kwargs = info
-    for arg in arguments:
-        if arg not in names and not takes_kwargs:
-            s.fail(f"its call takes no argument '{arg}' (it takes: {', '.join(names) or 'none'})",
-                   f"name the argument '{arg}': flows pass tensors by keyword")
-    if s.kind != "metric":  # metrics may require extra tensors (head_size, bbox ...) from recipes
-        extra = [r for r in required if r not in arguments]
-        if extra:
-            s.fail(f"its call requires '{extra[0]}', which the contract does not pass",
-                   f"give '{extra[0]}' a default value")
+    if found.unknown:
+        arg = found.unknown[0]
+        s.fail(f"its call takes no argument '{arg}' (it takes: {', '.join(found.names) or 'none'})",
+               f"name the argument '{arg}': flows pass tensors by keyword")
+    if s.kind != "metric" and found.missing:  # metrics may require extra tensors (head_size ...)
+        s.fail(f"its call requires '{found.missing[0]}', which the contract does not pass",
+               f"give '{found.missing[0]}' a default value")
 
 
 def check_keys(s: Subject, result: Any, outputs: Sequence[str], what: str) -> dict[str, Any]:
@@ -596,7 +593,8 @@ def check_metric(metric: str | Callable[..., Any], /, *, inputs: Mapping[str, An
         s.fail("it is not a kitpose.metric.Metric", "subclass kitpose.metric.Metric and store per-sample "
                "tensors with self.accumulate(...): results then gather across processes")
     fn = call_target(s.factory, "metric")
-    names, required, takes_extras = (call_parameters(fn) if fn is not None else None) or ([], [], True)
+    found = fit(fn, method=True) if fn is not None else None
+    names, required, takes_extras = (found.names, found.required, found.takes_any) if found else ([], [], True)
     data = metric_data(names, joints, keypoint_dims, torch.Generator().manual_seed(seed))
     data.update(inputs or {})
     if not takes_extras:
