@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import torch
 
-from kitpose_plugins._codec_common import axis_moments, coordinate_dtype, fail, outer, positive_int
-from kitpose_plugins._codec_patch import gather_window
-from kitpose_plugins._codec_peak import PeakDecoder
+from kitpose_plugins.codecs.common import axis_moments, coordinate_dtype, fail, outer, positive_int
+from kitpose_plugins.codecs.patch import gather_window
+from kitpose_plugins.codecs.peak import PeakDecoder
 
 #: how far (in cells) a re-centred window may move from the argmax
 DRIFT = 1

@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from kitpose_plugins._codec_common import as_tensor, coordinate_dtype, fail
-from kitpose_plugins._codec_flip import flip_back
-from kitpose_plugins._codec_grid import Grid
+from kitpose_plugins.codecs.common import as_tensor, coordinate_dtype, fail
+from kitpose_plugins.codecs.flip import flip_back
+from kitpose_plugins.codecs.grid import Grid
 
 
 class HeatmapEncoder:

@@ -1,7 +1,7 @@
 """Flip test support: bring heatmaps predicted on a mirrored image back onto the original.
 
 Three steps: mirror along x, swap every left/right joint pair, and move the maps by the
-convention's constant shift (see :attr:`kitpose_plugins._codec_grid.Grid.flip_shift`). The
+convention's constant shift (see :attr:`kitpose_plugins.codecs.grid.Grid.flip_shift`). The
 shift is sub-pixel for MSRA (0.75 cells at stride 4), so it is applied exactly as a phase
 ramp in the Fourier domain: a linear interpolation would smear the peak and leave about
 0.01 px of bias (0.04 px at sigma 1) that a sub-pixel decoder then reports.
@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from kitpose_plugins._codec_common import fail
+from kitpose_plugins.codecs.common import fail
 
 
 def flip_order(component: str, joints: int, flip_pairs: Any, device: torch.device) -> torch.Tensor:

@@ -11,9 +11,9 @@ from typing import Any
 
 import torch
 
-from kitpose_plugins._codec_common import flag, outer, positive
-from kitpose_plugins._codec_encode import HeatmapEncoder, cell_axes
-from kitpose_plugins._codec_grid import Grid
+from kitpose_plugins.codecs.common import flag, outer, positive
+from kitpose_plugins.codecs.encode import HeatmapEncoder, cell_axes
+from kitpose_plugins.codecs.grid import Grid
 
 
 class GaussianEncoder(HeatmapEncoder):
@@ -23,7 +23,7 @@ class GaussianEncoder(HeatmapEncoder):
     ``exp(-d^2 / 2 sigma^2)`` with peak 1 inside the square window of radius ``3 sigma``,
     0 outside. Unbiased: centre exactly at the keypoint's heatmap coordinate, the whole
     map filled. Either way the weight is 0 when the ``3 sigma`` window misses the map.
-    ``convention`` is ``msra`` or ``udp`` (see :mod:`kitpose_plugins._codec_grid`);
+    ``convention`` is ``msra`` or ``udp`` (see :mod:`kitpose_plugins.codecs.grid`);
     ``input_size`` (w, h) defaults to ``heatmap_size * stride``.
     """
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from kitpose_plugins._codec_common import as_tensor, choice, fail, positive, size_pair
+from kitpose_plugins.codecs.common import as_tensor, choice, fail, positive, size_pair
 
 CONVENTIONS = ("msra", "udp")
 

@@ -1,7 +1,7 @@
 """Peak-based decoders: the shared argmax front end, ``argmax`` and ``standard``.
 
 Every peak decoder first finds the FIRST maximum of each map (same answer on every device,
-see :func:`kitpose_plugins._codec_common.first_argmax`) and then refines it locally.
+see :func:`kitpose_plugins.codecs.common.first_argmax`) and then refines it locally.
 Coordinates are heatmap cells ``(x, y[, z])``; the centre of cell (row i, column j) is
 (x=j, y=i). Scores are the peak values, 0 for maps without a peak (flat, all zero, all
 negative).
@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 
-from kitpose_plugins._codec_common import (coordinate_dtype, first_argmax, heatmap_batch,
+from kitpose_plugins.codecs.common import (coordinate_dtype, first_argmax, heatmap_batch,
                                            peak_scores, unravel)
-from kitpose_plugins._codec_patch import gather_window
+from kitpose_plugins.codecs.patch import gather_window
 
 
 class PeakDecoder:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kitpose_plugins._codec_common import flag, positive, positive_int
-from kitpose_plugins._codec_gaussian import GaussianEncoder, OneHotEncoder
-from kitpose_plugins._codec_grid import Grid
+from kitpose_plugins.codecs.common import flag, positive, positive_int
+from kitpose_plugins.codecs.gaussian import GaussianEncoder, OneHotEncoder
+from kitpose_plugins.codecs.grid import Grid
 
 
 class Gaussian3DEncoder(GaussianEncoder):

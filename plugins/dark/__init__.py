@@ -9,5 +9,5 @@ from kitpose import hookimpl
 
 @hookimpl
 def kitpose_register(registry):
-    registry.decoder("dark", "kitpose_plugins._codec_dark:DarkDecoder")
-    registry.decoder("gaussfit", "kitpose_plugins._codec_gaussfit:GaussFitDecoder")
+    registry.decoder("dark", "kitpose_plugins.dark.decoder:DarkDecoder")
+    registry.decoder("gaussfit", "kitpose_plugins.dark.gaussfit:GaussFitDecoder")

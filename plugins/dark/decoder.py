@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import torch
 
-from kitpose_plugins._codec_common import coordinate_dtype, positive_int
-from kitpose_plugins._codec_patch import gather_window
-from kitpose_plugins._codec_peak import PeakDecoder, quarter_offsets
+from kitpose_plugins.codecs.common import coordinate_dtype, positive_int
+from kitpose_plugins.codecs.patch import gather_window
+from kitpose_plugins.codecs.peak import PeakDecoder, quarter_offsets
 
 #: log floor of the reference
 FLOOR = 1e-10

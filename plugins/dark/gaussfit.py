@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import torch
 
-from kitpose_plugins._codec_common import coordinate_dtype, positive_int
-from kitpose_plugins._codec_dark import cap_length, newton_offsets
-from kitpose_plugins._codec_patch import gather_window, window_offsets
-from kitpose_plugins._codec_peak import PeakDecoder, quarter_offsets
+from kitpose_plugins.codecs.common import coordinate_dtype, positive_int
+from kitpose_plugins.dark.decoder import cap_length, newton_offsets
+from kitpose_plugins.codecs.patch import gather_window, window_offsets
+from kitpose_plugins.codecs.peak import PeakDecoder, quarter_offsets
 
 
 class GaussFitDecoder(PeakDecoder):

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from kitpose_plugins._data_io import (SKIP_HINT, DataError, SkipCounter, load_checked, missing_files, read_image,
+from kitpose_plugins.data.io import (SKIP_HINT, DataError, SkipCounter, load_checked, missing_files, read_image,
                                       read_json)
-from kitpose_plugins._data_joints import COCO, COCO_SIGMAS
+from kitpose_plugins.data.joints import COCO, COCO_SIGMAS
 
 NUM_JOINTS = 17
 

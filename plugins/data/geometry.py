@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from kitpose_plugins._data_joints import flip_permutation
+from kitpose_plugins.data.joints import flip_permutation
 
 
 def as_size(value: Any, what: str = "size") -> tuple[int, int]:

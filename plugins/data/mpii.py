@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from kitpose_plugins._data_io import (SKIP_HINT, DataError, SkipCounter, load_checked, missing_files, read_image,
+from kitpose_plugins.data.io import (SKIP_HINT, DataError, SkipCounter, load_checked, missing_files, read_image,
                                       read_json)
-from kitpose_plugins._data_joints import MPII
+from kitpose_plugins.data.joints import MPII
 
 NUM_JOINTS = 16
 NECK, HEAD_TOP = 8, 9

@@ -12,7 +12,7 @@ mirrored with the picture, see :func:`warp_sample`), and they record ``matrix``:
 the accumulated map from the dataset's image to the current one. COCO's ``area``
 stays as annotated: OKS is scored in the dataset's image, after predictions are
 mapped back (COCOeval's convention). A flip also
-swaps left and right joints; :func:`~kitpose_plugins._data_geometry.inverse_points`
+swaps left and right joints; :func:`~kitpose_plugins.data.geometry.inverse_points`
 (or a geometric transform's ``inverse`` flow method) maps predictions back.
 
 Flip pairs come from the ``flip_pairs`` parameter (a joint-set name such as
@@ -31,9 +31,9 @@ import numpy as np
 import toolz
 
 from kitpose.errors import KitposeError
-from kitpose_plugins._data_geometry import (as_size, box_hull, compose, crop_matrix, inside, inverse_points,
+from kitpose_plugins.data.geometry import (as_size, box_hull, compose, crop_matrix, inside, inverse_points,
                                             mirror_matrix)
-from kitpose_plugins._data_joints import flip_permutation, resolve_pairs
+from kitpose_plugins.data.joints import flip_permutation, resolve_pairs
 
 Sample = dict[str, Any]
 Transform = Callable[..., Sample]

@@ -4,4 +4,4 @@ from kitpose import hookimpl
 
 @hookimpl
 def kitpose_register(registry):
-    registry.transform("uvz", "kitpose_plugins._depth:ImageDepthTargets")
+    registry.transform("uvz", "kitpose_plugins.depth.targets:ImageDepthTargets")

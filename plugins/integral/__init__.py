@@ -7,4 +7,4 @@ from kitpose import hookimpl
 
 @hookimpl
 def kitpose_register(registry):
-    registry.decoder("soft_argmax", "kitpose_plugins._codec_integral:SoftArgmax")
+    registry.decoder("soft_argmax", "kitpose_plugins.integral.soft_argmax:SoftArgmax")

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from kitpose_plugins._codec_common import (axis_moments, coordinate_dtype, fail, flag,
+from kitpose_plugins.codecs.common import (axis_moments, coordinate_dtype, fail, flag,
                                            heatmap_batch, positive, positive_int)
 
 

@@ -14,9 +14,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @hookimpl
 def kitpose_register(registry: "Registry") -> None:
-    registry.loss("heatmap_mse", "kitpose_plugins._loss_heatmap:HeatmapMSE")
-    registry.loss("heatmap_ce", "kitpose_plugins._loss_heatmap:HeatmapCE")
-    registry.loss("heatmap_bce", "kitpose_plugins._loss_heatmap:HeatmapBCE")
-    registry.loss("joint_l1", "kitpose_plugins._loss_joint:JointL1")
-    registry.loss("joint_l2", "kitpose_plugins._loss_joint:JointL2")
-    registry.loss("multi_stage", "kitpose_plugins._loss_multi_stage:MultiStage")
+    registry.loss("heatmap_mse", "kitpose_plugins.losses.heatmap:HeatmapMSE")
+    registry.loss("heatmap_ce", "kitpose_plugins.losses.heatmap:HeatmapCE")
+    registry.loss("heatmap_bce", "kitpose_plugins.losses.heatmap:HeatmapBCE")
+    registry.loss("joint_l1", "kitpose_plugins.losses.joint:JointL1")
+    registry.loss("joint_l2", "kitpose_plugins.losses.joint:JointL2")
+    registry.loss("multi_stage", "kitpose_plugins.losses.multi_stage:MultiStage")

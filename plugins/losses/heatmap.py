@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kitpose_plugins._loss_common import check_pair, joint_weights
+from kitpose_plugins.losses.common import check_pair, joint_weights
 
 _EPS = 1e-12
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from kitpose_plugins._loss_common import check_pair, joint_weights
+from kitpose_plugins.losses.common import check_pair, joint_weights
 
 
 def _weighted_sum(name: str, error: Tensor, pred: Tensor, weights: Tensor | None) -> Tensor:

@@ -14,11 +14,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @hookimpl
 def kitpose_register(registry: "Registry") -> None:
-    registry.metric("pckh", "kitpose_plugins._metric_pck:PCKh")
-    registry.metric("pck", "kitpose_plugins._metric_pck:PCK")
-    registry.metric("auc", "kitpose_plugins._metric_pck:AUC")
-    registry.metric("rmse", "kitpose_plugins._metric_distance:RMSE")
-    registry.metric("epe", "kitpose_plugins._metric_distance:EPE")
-    registry.metric("mpjpe", "kitpose_plugins._metric_distance:MPJPE")
-    registry.metric("pa_mpjpe", "kitpose_plugins._metric_distance:PAMPJPE")
-    registry.metric("oks_ap", "kitpose_plugins._metric_coco:OKSAP")
+    registry.metric("pckh", "kitpose_plugins.metrics.pck:PCKh")
+    registry.metric("pck", "kitpose_plugins.metrics.pck:PCK")
+    registry.metric("auc", "kitpose_plugins.metrics.pck:AUC")
+    registry.metric("rmse", "kitpose_plugins.metrics.distance:RMSE")
+    registry.metric("epe", "kitpose_plugins.metrics.distance:EPE")
+    registry.metric("mpjpe", "kitpose_plugins.metrics.distance:MPJPE")
+    registry.metric("pa_mpjpe", "kitpose_plugins.metrics.distance:PAMPJPE")
+    registry.metric("oks_ap", "kitpose_plugins.metrics.coco:OKSAP")

@@ -26,10 +26,10 @@ from torch import Tensor
 
 from kitpose.errors import ComponentError
 from kitpose.metric import Metric
-from kitpose_plugins._metric_coco_eval import Instances, evaluate
-from kitpose_plugins._metric_common import NAN, checked_keypoints, is_empty, masked_mean, per_sample
-from kitpose_plugins._data_joints import COCO_SIGMAS
-from kitpose_plugins._metric_oks import keypoint_similarity
+from kitpose_plugins.metrics.coco_eval import Instances, evaluate
+from kitpose_plugins.metrics.common import NAN, checked_keypoints, is_empty, masked_mean, per_sample
+from kitpose_plugins.data.joints import COCO_SIGMAS
+from kitpose_plugins.metrics.oks import keypoint_similarity
 
 _KEYS = ("pred", "target", "visible", "area", "score", "image_id", "bbox", "iscrowd", "has_pred", "has_target")
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kitpose_plugins._metric_oks import oks_pairs
+from kitpose_plugins.metrics.oks import oks_pairs
 
 #: OKS thresholds 0.50:0.05:0.95 and recall points 0:0.01:1, built exactly as COCOeval builds them
 OKS_THRESHOLDS = np.linspace(.5, 0.95, int(np.round((0.95 - .5) / .05)) + 1, endpoint=True)

@@ -17,8 +17,8 @@ from torch import Tensor
 
 from kitpose.errors import ComponentError
 from kitpose.metric import Metric
-from kitpose_plugins._metric_common import NAN, checked_keypoints, is_empty, masked_mean
-from kitpose_plugins._metric_procrustes import similarity_align
+from kitpose_plugins.metrics.common import NAN, checked_keypoints, is_empty, masked_mean
+from kitpose_plugins.metrics.procrustes import similarity_align
 
 
 class _DistanceMetric(Metric):

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from kitpose.errors import ComponentError
 from kitpose.metric import Metric
-from kitpose_plugins._metric_common import (
+from kitpose_plugins.metrics.common import (
     NAN, checked_keypoints, is_empty, label, masked_mean, per_sample, thresholds_of,
 )
 

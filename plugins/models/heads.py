@@ -15,9 +15,9 @@ import torch
 from torch import nn
 
 from kitpose.registry import Range
-from kitpose_plugins._model_blocks import deconv_stack
-from kitpose_plugins._model_checkpoint import load_pretrained
-from kitpose_plugins._model_common import (Channels, Count, Joints, check_input, choice,
+from kitpose_plugins.models.blocks import deconv_stack
+from kitpose_plugins.models.pretrained import load_pretrained
+from kitpose_plugins.models.common import (Channels, Count, Joints, check_input, choice,
                                            init_conv_weights, init_output_layer, non_negative_int,
                                            positive_int)
 

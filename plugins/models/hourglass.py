@@ -23,9 +23,9 @@ from torch import nn
 
 from kitpose.errors import ComponentError
 from kitpose.registry import Range
-from kitpose_plugins._model_blocks import conv_bn
-from kitpose_plugins._model_checkpoint import load_pretrained
-from kitpose_plugins._model_common import (Channels, Count, Joints, check_input, init_conv_weights,
+from kitpose_plugins.models.blocks import conv_bn
+from kitpose_plugins.models.pretrained import load_pretrained
+from kitpose_plugins.models.common import (Channels, Count, Joints, check_input, init_conv_weights,
                                            init_output_layer, positive_int)
 
 

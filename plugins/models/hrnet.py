@@ -27,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from kitpose.registry import Range
-from kitpose_plugins._model_blocks import BasicBlock, Bottleneck, conv_bn, residual_layer
-from kitpose_plugins._model_checkpoint import load_pretrained
-from kitpose_plugins._model_common import (Channels, check_input, choice, init_conv_weights,
+from kitpose_plugins.models.blocks import BasicBlock, Bottleneck, conv_bn, residual_layer
+from kitpose_plugins.models.pretrained import load_pretrained
+from kitpose_plugins.models.common import (Channels, check_input, choice, init_conv_weights,
                                            per_stage, positive_int)
 
 @dataclass(frozen=True)

@@ -20,9 +20,9 @@ from torch import nn
 
 from kitpose.errors import ComponentError
 from kitpose.registry import Range
-from kitpose_plugins._model_blocks import BasicBlock, Block, Bottleneck, deconv_stack, residual_layer
-from kitpose_plugins._model_checkpoint import load_pretrained
-from kitpose_plugins._model_common import (Channels, Joints, check_input, choice, init_conv_weights,
+from kitpose_plugins.models.blocks import BasicBlock, Block, Bottleneck, deconv_stack, residual_layer
+from kitpose_plugins.models.pretrained import load_pretrained
+from kitpose_plugins.models.common import (Channels, Joints, check_input, choice, init_conv_weights,
                                            init_output_layer, positive_int)
 
 Depth = Literal[18, 34, 50, 101, 152]

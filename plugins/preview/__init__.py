@@ -31,6 +31,6 @@ def kitpose_add_commands(subparsers: Any) -> None:
 
 
 def _run(args: "argparse.Namespace") -> int:
-    from kitpose_plugins._data_preview import run
+    from kitpose_plugins.preview.preview import run
 
     return run(args)

@@ -15,7 +15,7 @@ def kitpose_add_commands(subparsers):
 
 
 def _run(args):
-    from kitpose_plugins._study import run_study
+    from kitpose_plugins.study.runner import run_study
 
     run_study(args.recipe, args.overrides, folder=args.dir, fresh=args.fresh)
     return 0

@@ -21,10 +21,10 @@ import numpy as np
 
 from kitpose.errors import KitposeError
 from kitpose.registry import Range
-from kitpose_plugins import _data_pose as pose
-from kitpose_plugins import _data_render as render
-from kitpose_plugins._data_geometry import as_size, inside
-from kitpose_plugins._data_joints import MPII
+from kitpose_plugins.data.synthetic import pose
+from kitpose_plugins.data.synthetic import render
+from kitpose_plugins.data.geometry import as_size, inside
+from kitpose_plugins.data.joints import MPII
 
 _TAG = 0x5F1D  # separates these streams from the transform streams (seed, epoch, index)
 CHUNK = 256

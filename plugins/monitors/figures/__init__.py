@@ -16,4 +16,4 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @hookimpl
 def kitpose_register(registry: "Registry") -> None:
-    registry.monitor("figures", "kitpose_plugins._figures_monitor:FiguresMonitor")
+    registry.monitor("figures", "kitpose_plugins.monitors.figures.monitor:FiguresMonitor")

@@ -15,7 +15,7 @@ import numpy as np
 
 from kitpose.files import replacing
 
-from kitpose_plugins._figures_series import LOSS, LR, METRIC, THROUGHPUT, Curves, title_of, x_label_of
+from kitpose_plugins.monitors.figures.series import LOSS, LR, METRIC, THROUGHPUT, Curves, title_of, x_label_of
 
 _ORDER = (LOSS, LR, THROUGHPUT)
 

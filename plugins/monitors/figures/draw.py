@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from kitpose_plugins._figures_series import branch_label
+from kitpose_plugins.monitors.figures.series import branch_label
 
 #: BGR colours: predictions red, ground truth cyan
 RED = (0, 0, 255)

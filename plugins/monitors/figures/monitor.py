@@ -19,8 +19,8 @@ from kitpose.errors import KitposeError, ParameterError
 from kitpose.monitor import Monitor, RunInfo, Snapshot
 from kitpose.paths import RunPath, run_path
 
-from kitpose_plugins._figures_guard import LatestJobs, OnceWarner, never_raises
-from kitpose_plugins._figures_series import Curves, StepFilter
+from kitpose_plugins.monitors.figures.guard import LatestJobs, OnceWarner, never_raises
+from kitpose_plugins.monitors.figures.series import Curves, StepFilter
 
 log = logging.getLogger("kitpose.figures")
 
@@ -113,7 +113,7 @@ class FiguresMonitor(Monitor):
         self._jobs.submit("curves", lambda: self._write_curves(frozen))
 
     def _write_curves(self, curves: Curves) -> None:
-        from kitpose_plugins._figures_curves import plot_curves
+        from kitpose_plugins.monitors.figures.curves import plot_curves
 
         path = self._target("curves")
         if path is not None:
@@ -123,8 +123,8 @@ class FiguresMonitor(Monitor):
     def _write_samples(self, epoch: int, snapshot: Snapshot) -> None:
         import numpy as np
 
-        from kitpose_plugins._figures_curves import write_png
-        from kitpose_plugins._figures_draw import RED, grid, header, snapshot_panels
+        from kitpose_plugins.monitors.figures.curves import write_png
+        from kitpose_plugins.monitors.figures.draw import RED, grid, header, snapshot_panels
 
         panels = snapshot_panels(snapshot, self.samples, self._skeleton)
         path = self._target("predictions")

@@ -19,12 +19,12 @@ if TYPE_CHECKING:  # pragma: no cover
 
 @hookimpl
 def kitpose_register(registry: "Registry") -> None:
-    registry.monitor("visdom", "kitpose_plugins._visdom_monitor:VisdomMonitor")
+    registry.monitor("visdom", "kitpose_plugins.monitors.visdom.monitor:VisdomMonitor")
 
 
 @hookimpl
 def kitpose_add_commands(subparsers: "argparse._SubParsersAction") -> None:
-    from kitpose_plugins._visdom_server import add_arguments
+    from kitpose_plugins.monitors.visdom.server import add_arguments
 
     parser = subparsers.add_parser(
         "visdom", help="start a Visdom server for live monitoring (offline; 127.0.0.1 by default)",
@@ -36,6 +36,6 @@ def kitpose_add_commands(subparsers: "argparse._SubParsersAction") -> None:
 
 def run_visdom_command(args: Any) -> int:
     """Handler of ``kitpose visdom`` (imports the server code only when run)."""
-    from kitpose_plugins._visdom_server import run_command
+    from kitpose_plugins.monitors.visdom.server import run_command
 
     return run_command(args)

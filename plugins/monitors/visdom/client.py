@@ -19,8 +19,8 @@ import numpy as np
 import requests
 import visdom
 
-from kitpose_plugins._figures_series import LOSS, METRIC, Curves, Series, panel_from_title, title_of, x_label_of
-from kitpose_plugins._visdom_panels import Panel, window_id
+from kitpose_plugins.monitors.figures.series import LOSS, METRIC, Curves, Series, panel_from_title, title_of, x_label_of
+from kitpose_plugins.monitors.visdom.panels import Panel, window_id
 
 USERNAME_ENV = "VISDOM_USERNAME"
 PASSWORD_ENV = "VISDOM_PASSWORD"

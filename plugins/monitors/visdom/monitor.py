@@ -10,7 +10,7 @@ One Visdom env per run, named after the run (``<recipe>-<time>``). Windows:
   per decoder) drawn with OpenCV;
 - a card describing the run, and at the end the results table.
 
-Everything is sent by a background thread (:mod:`kitpose_plugins._visdom_sender`);
+Everything is sent by a background thread (:mod:`kitpose_plugins.monitors.visdom.sender`);
 hooks only record. Credentials for a server with login come from the environment
 (``VISDOM_USERNAME``, ``VISDOM_PASSWORD``), never from the recipe.
 """
@@ -29,8 +29,8 @@ import numpy as np
 from kitpose.errors import ParameterError
 from kitpose.monitor import Monitor, RunInfo, Snapshot
 
-from kitpose_plugins._figures_guard import OnceWarner, never_raises
-from kitpose_plugins._figures_series import StepFilter
+from kitpose_plugins.monitors.figures.guard import OnceWarner, never_raises
+from kitpose_plugins.monitors.figures.series import StepFilter
 
 log = logging.getLogger("kitpose.visdom")
 
@@ -138,8 +138,8 @@ class VisdomMonitor(Monitor):
     # -- hooks (record only; the sender thread talks to the server) ---------------------------
     @never_raises
     def on_start(self, run: RunInfo) -> None:
-        from kitpose_plugins._visdom_sender import Sender
-        from kitpose_plugins._visdom_text import definition_list
+        from kitpose_plugins.monitors.visdom.sender import Sender
+        from kitpose_plugins.monitors.visdom.text import definition_list
 
         if self._sender is not None:
             return
@@ -170,7 +170,7 @@ class VisdomMonitor(Monitor):
 
     @never_raises
     def on_end(self, results: Mapping[str, Mapping[str, float]], table: str) -> None:
-        from kitpose_plugins._visdom_text import markdown_to_html
+        from kitpose_plugins.monitors.visdom.text import markdown_to_html
 
         if not table:
             metrics = sorted({m for row in results.values() for m in row})
@@ -205,7 +205,7 @@ class VisdomMonitor(Monitor):
             username = password = None
 
         def connect() -> Any:
-            from kitpose_plugins._visdom_client import Client  # on the sender thread
+            from kitpose_plugins.monitors.visdom.client import Client  # on the sender thread
 
             return Client(self.server, self.port, env, base_url=self.base_url, timeout=self.timeout,
                           username=username, password=password)
@@ -213,15 +213,15 @@ class VisdomMonitor(Monitor):
         return connect
 
     def _show_text(self, key: str, title: str, html: str) -> None:
-        from kitpose_plugins._visdom_panels import Panel, window_id
+        from kitpose_plugins.monitors.visdom.panels import Panel, window_id
 
         if self._sender is not None:
             self._sender.show(key, Panel(window_id(key), "text", html, title))
 
     def _render(self, item: tuple[int, Snapshot]) -> list[Any]:
         """Draw a snapshot's image panels (runs on the sender thread)."""
-        from kitpose_plugins._figures_draw import limit_size, snapshot_panels, to_rgb
-        from kitpose_plugins._visdom_panels import Panel, window_id
+        from kitpose_plugins.monitors.figures.draw import limit_size, snapshot_panels, to_rgb
+        from kitpose_plugins.monitors.visdom.panels import Panel, window_id
 
         epoch, snapshot = item
         panels = snapshot_panels(snapshot, self.samples, self._skeleton)

@@ -21,12 +21,12 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from kitpose_plugins._figures_guard import OnceWarner
-from kitpose_plugins._figures_series import Curves
-from kitpose_plugins._visdom_panels import Panel
+from kitpose_plugins.monitors.figures.guard import OnceWarner
+from kitpose_plugins.monitors.figures.series import Curves
+from kitpose_plugins.monitors.visdom.panels import Panel
 
 if TYPE_CHECKING:  # pragma: no cover
-    from kitpose_plugins._visdom_client import Client
+    from kitpose_plugins.monitors.visdom.client import Client
 
 log = logging.getLogger("kitpose.visdom")
 
@@ -165,7 +165,7 @@ class Sender:
                     self._cond.wait(left)
 
     def _try_connect(self) -> "Client | None":
-        from kitpose_plugins._visdom_client import Unreachable, read_curves  # visdom loads here
+        from kitpose_plugins.monitors.visdom.client import Unreachable, read_curves  # visdom loads here
 
         try:
             client = self._connect()
@@ -200,7 +200,7 @@ class Sender:
 
     def _cycle(self) -> None:
         """Redraw what changed; after a reconnection, everything."""
-        from kitpose_plugins._visdom_client import Unreachable, save_env, send_curves, send_panel
+        from kitpose_plugins.monitors.visdom.client import Unreachable, save_env, send_curves, send_panel
 
         with self._cond:
             fresh, self._pending = self._pending, Curves(cap=self._history.cap)
@@ -234,7 +234,7 @@ class Sender:
     def _each(self, window: str, send: Any, *args: Any, **kwargs: Any) -> None:
         """One window's send: a lost server propagates; anything else (odd data, a bug) is
         said once per window and kind of error, and the other windows still go out."""
-        from kitpose_plugins._visdom_client import Unreachable
+        from kitpose_plugins.monitors.visdom.client import Unreachable
 
         try:
             send(*args, **kwargs)

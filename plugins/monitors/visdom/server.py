@@ -5,7 +5,7 @@ arguments and exits without internet. This command calls the function that
 launcher calls afterwards (``visdom.server.run_server.main``), so it starts with no
 network: bound to 127.0.0.1 unless told otherwise, with its envs stored under the
 runs folder (``runs/visdom``). ``--install-assets`` fetches the page's JavaScript
-from the npm registry (see :mod:`kitpose_plugins._visdom_assets`).
+from the npm registry (see :mod:`kitpose_plugins.monitors.visdom.assets`).
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_command(args: argparse.Namespace) -> int:
     """The handler of ``kitpose visdom``."""
-    from kitpose_plugins._visdom_assets import install_assets
+    from kitpose_plugins.monitors.visdom.assets import install_assets
 
     if args.install_assets:
         install_assets()
@@ -88,7 +88,7 @@ def _prepare_login() -> None:
 def serve(port: int = DEFAULT_PORT, host: str = "127.0.0.1", env_path: str | Path = DEFAULT_ENV_PATH,
           login: bool = False, log_level: str = "WARNING") -> int:
     """Run a Visdom server until Ctrl-C; returns the exit code."""
-    from kitpose_plugins._visdom_assets import missing_assets
+    from kitpose_plugins.monitors.visdom.assets import missing_assets
 
     if not 1 <= int(port) <= 65535:
         raise KitposeError(f"--port must be from 1 to 65535, got {port}")
