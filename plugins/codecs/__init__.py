@@ -17,6 +17,7 @@ def kitpose_register(registry):
     registry.encoder("disk", "kitpose_plugins.codecs.gaussian:DiskEncoder")
     registry.encoder("gaussian3d", "kitpose_plugins.codecs.volume:Gaussian3DEncoder")
     registry.encoder("one_hot3d", "kitpose_plugins.codecs.volume:OneHot3DEncoder")
+
     registry.decoder("argmax", "kitpose_plugins.codecs.peak:ArgmaxDecoder")
     registry.decoder("standard", "kitpose_plugins.codecs.peak:StandardDecoder")
     registry.decoder("com", "kitpose_plugins.codecs.com:CentreOfMassDecoder")

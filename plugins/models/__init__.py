@@ -15,6 +15,7 @@ def kitpose_register(registry):
     registry.backbone("hourglass", "kitpose_plugins.models.hourglass:StackedHourglass")
     registry.backbone("resnet", "kitpose_plugins.models.resnet:ResNet")
     registry.backbone("resnet_multistage", "kitpose_plugins.models.resnet:ResNetMultiStage")
+
     registry.head("heatmap", "kitpose_plugins.models.heads:HeatmapHead")
     registry.head("volumetric", "kitpose_plugins.models.heads:VolumetricHead")
     registry.head("regression", "kitpose_plugins.models.heads:RegressionHead")
