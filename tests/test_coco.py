@@ -17,8 +17,8 @@ import kitpose
 from kitpose.data import PipelineDataset, build_split, collate, parse_split
 from kitpose.errors import KitposeError
 from kitpose.recipe import load_recipe
-from kitpose_plugins._data_geometry import inverse_points
-from kitpose_plugins._data_joints import COCO
+from kitpose_plugins.data.geometry import inverse_points
+from kitpose_plugins.data.joints import COCO
 
 FIXTURE = Path(__file__).parent / "fixtures" / "coco"
 ANN = FIXTURE / "person_keypoints_tiny.json"

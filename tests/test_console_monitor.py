@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 from kitpose.monitor import RunInfo
-from kitpose_plugins._monitors import ConsoleMonitor
+from kitpose_plugins.monitors.console import ConsoleMonitor
 
 
 def lines_for(steps, every, start_epoch=0, running_for=0.0):

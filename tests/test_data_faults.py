@@ -23,7 +23,7 @@ import kitpose.data
 from conftest import run_cli
 from kitpose.data import INVALID_KEY, PipelineDataset, collate
 from kitpose.errors import KitposeError
-from kitpose_plugins._data_io import read_image, truncation
+from kitpose_plugins.data.io import read_image, truncation
 
 TESTS = Path(__file__).parent
 COCO_ANN = TESTS / "fixtures" / "coco" / "person_keypoints_tiny.json"
@@ -306,7 +306,7 @@ def test_when_every_mpii_record_is_skipped_the_error_says_why_in_one_line(mpii_c
 
 
 def test_preview_leaves_out_a_sample_that_cannot_be_read(coco_copy, tmp_path):
-    from kitpose_plugins._data_preview import preview
+    from kitpose_plugins.preview.preview import preview
 
     data, path, images = coco_copy
     instances = len(coco(write(data, path), images))

@@ -48,7 +48,7 @@ def test_every_encoder_builds_and_declares_its_contract(name):
 
 
 def test_plugin_modules_register_lazily_without_importing_torch():
-    code = ("import sys, kitpose_plugins.encoders, kitpose_plugins.decoders, kitpose_plugins.dark, "
+    code = ("import sys, kitpose_plugins.codecs, kitpose_plugins.dark, "
             "kitpose_plugins.integral; assert 'torch' not in sys.modules and 'cv2' not in sys.modules "
             "and 'numpy' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)

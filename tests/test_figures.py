@@ -85,7 +85,7 @@ def test_pictures_are_written_and_show_something(tmp_path: Path) -> None:
 
 
 def test_skeleton_is_drawn_where_the_joints_are() -> None:
-    from kitpose_plugins._figures_draw import CYAN, RED, draw_skeleton
+    from kitpose_plugins.monitors.figures.draw import CYAN, RED, draw_skeleton
 
     canvas = np.zeros((60, 90, 3), np.uint8)
     truth = np.array([[5.0, 4.0], [20.0, 12.0], [25.0, 15.0]])

@@ -206,7 +206,7 @@ def test_pa_mpjpe_never_aligns_with_a_reflection():
     error = computed("pa_mpjpe", pred=mirrored, target=target)["PA-MPJPE"]
     assert error > 50  # a mirror image is not the same pose
     # and the rotation it uses is proper: det +1, equal to a per-sample reference fit
-    from kitpose_plugins._metric_procrustes import similarity_align
+    from kitpose_plugins.metrics.procrustes import similarity_align
     aligned = similarity_align(mirrored, target)
     for i in range(8):  # reference: the same fit done sample by sample with numpy
         x = mirrored[i] - mirrored[i].mean(0)

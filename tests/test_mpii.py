@@ -15,8 +15,8 @@ import pytest
 import kitpose
 from kitpose.data import PipelineDataset, collate
 from kitpose.errors import KitposeError
-from kitpose_plugins._data_geometry import inverse_points
-from kitpose_plugins._data_joints import MPII
+from kitpose_plugins.data.geometry import inverse_points
+from kitpose_plugins.data.joints import MPII
 
 FIXTURE = Path(__file__).parent / "fixtures" / "mpii"
 ANN = FIXTURE / "train_tiny.json"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kitpose.errors import KitposeError
-from kitpose_plugins._data_preview import LEFT, MIDDLE, RIGHT, draw_sample, preview, run, side_of, to_bgr
+from kitpose_plugins.preview.preview import LEFT, MIDDLE, RIGHT, draw_sample, preview, run, side_of, to_bgr
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "recipes" / "base" / "synthetic.yaml"

@@ -10,8 +10,8 @@ import pytest
 
 import kitpose
 from kitpose.errors import KitposeError
-from kitpose_plugins import _data_render as render
-from kitpose_plugins._data_joints import MPII
+from kitpose_plugins.data.synthetic import render
+from kitpose_plugins.data.joints import MPII
 
 
 def synthetic(**params):

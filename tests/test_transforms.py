@@ -9,9 +9,9 @@ import torch
 import kitpose
 from kitpose.data import PipelineDataset, collate
 from kitpose.errors import KitposeError
-from kitpose_plugins._data_geometry import crop_matrix, inverse_points
-from kitpose_plugins._data_joints import COCO, MPII, flip_permutation
-from kitpose_plugins._data_transforms import compose_transforms, warp_image
+from kitpose_plugins.data.geometry import crop_matrix, inverse_points
+from kitpose_plugins.data.joints import COCO, MPII, flip_permutation
+from kitpose_plugins.data.transforms import compose_transforms, warp_image
 
 RNG = np.random.default_rng
 

@@ -383,7 +383,7 @@ def _chromium() -> str:
 @pytest.mark.slow
 def test_page_renders_a_plot_in_chromium(server: VisdomServer, tmp_path: Path) -> None:
     from kitpose.cli import main
-    from kitpose_plugins._visdom_assets import missing_assets, visdom_static_dir
+    from kitpose_plugins.monitors.visdom.assets import missing_assets, visdom_static_dir
 
     assert main(["visdom", "--install-assets"]) == 0
     assert missing_assets() == []

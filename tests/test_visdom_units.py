@@ -72,7 +72,7 @@ def test_monitors_and_command_are_registered() -> None:
 
 
 def test_hook_modules_import_nothing_heavy() -> None:
-    code = ("import sys, kitpose_plugins.visdom, kitpose_plugins.figures\n"
+    code = ("import sys, kitpose_plugins.monitors.visdom, kitpose_plugins.monitors.figures\n"
             "heavy = [m for m in ('torch', 'cv2', 'visdom', 'numpy', 'matplotlib') if m in sys.modules]\n"
             "print(','.join(heavy))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
@@ -97,7 +97,7 @@ def test_bad_recipe_keys_are_one_clear_error(params: dict, message: str) -> None
 
 
 def test_env_is_named_after_the_run(tmp_path: Path) -> None:
-    from kitpose_plugins._visdom_monitor import env_name
+    from kitpose_plugins.monitors.visdom.monitor import env_name
 
     assert env_name(run_info(tmp_path)) == "toy-20261121-090000"
     other = RunInfo(name="my run", dir=tmp_path / "x" / "20261121-120000", recipe={}, epochs=1, steps_per_epoch=1)
@@ -153,7 +153,7 @@ def test_hooks_never_raise(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> 
 
 def test_a_client_that_cannot_start_is_one_warning(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import kitpose_plugins._visdom_client as client_module
+    import kitpose_plugins.monitors.visdom.client as client_module
 
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("broken client")
@@ -186,7 +186,7 @@ def test_sender_stops_even_while_a_request_hangs(tmp_path: Path) -> None:
 
 # -- text and curves ------------------------------------------------------------------------------------
 def test_results_table_becomes_escaped_html() -> None:
-    from kitpose_plugins._visdom_text import markdown_to_html
+    from kitpose_plugins.monitors.visdom.text import markdown_to_html
 
     html = markdown_to_html("Best epoch 3\n\n| decoder | pck<b> |\n|:---|---:|\n| dark | 0.91 |\n| argmax | 0.88 |")
     assert html.startswith("<pre>Best epoch 3</pre><table")
@@ -195,7 +195,7 @@ def test_results_table_becomes_escaped_html() -> None:
 
 
 def test_long_curves_are_thinned_not_dropped() -> None:
-    from kitpose_plugins._figures_series import Curves
+    from kitpose_plugins.monitors.figures.series import Curves
 
     curves = Curves(cap=100)
     for step in range(1, 1001):
@@ -215,7 +215,7 @@ def test_long_curves_are_thinned_not_dropped() -> None:
 
 
 def test_every_keeps_one_point_per_n_steps_whatever_the_log_interval() -> None:
-    from kitpose_plugins._figures_series import StepFilter
+    from kitpose_plugins.monitors.figures.series import StepFilter
 
     keep = StepFilter(10)
     kept = [step for step in range(3, 61, 3) if keep(step)]  # logged every 3 steps
@@ -225,7 +225,7 @@ def test_every_keeps_one_point_per_n_steps_whatever_the_log_interval() -> None:
 
 # -- page assets -------------------------------------------------------------------------------------------
 def test_assets_cover_every_file_visdom_pages_load() -> None:
-    from kitpose_plugins._visdom_assets import ASSETS, visdom_static_dir
+    from kitpose_plugins.monitors.visdom.assets import ASSETS, visdom_static_dir
 
     static = visdom_static_dir()
     wanted = set()
@@ -241,15 +241,15 @@ def test_assets_cover_every_file_visdom_pages_load() -> None:
 
 def test_install_assets_explains_a_missing_npm(tmp_path: Path) -> None:
     from kitpose.errors import KitposeError
-    from kitpose_plugins._visdom_assets import install_assets
+    from kitpose_plugins.monitors.visdom.assets import install_assets
 
     with pytest.raises(KitposeError, match="npm pack did not run"):
         install_assets(tmp_path / "static", npm=str(tmp_path / "no-such-npm"), echo=lambda _: None)
 
 
 def test_one_window_that_cannot_be_sent_does_not_hold_up_the_others():
-    from kitpose_plugins._visdom_panels import Panel
-    from kitpose_plugins._visdom_sender import Sender
+    from kitpose_plugins.monitors.visdom.panels import Panel
+    from kitpose_plugins.monitors.visdom.sender import Sender
 
     class Client:  # a server that refuses one curve window, as for odd data
         def __init__(self):
@@ -327,7 +327,7 @@ def _serve_once(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **options: obje
     """``serve`` as ``kitpose visdom`` calls it, with visdom's server loop replaced by a stop."""
     from visdom.server import run_server
 
-    from kitpose_plugins._visdom_server import serve
+    from kitpose_plugins.monitors.visdom.server import serve
 
     def stop_at_once(print_func: object = None) -> None:
         raise KeyboardInterrupt

@@ -1,0 +1,86 @@
+"""The shared body of every heatmap encoder: input checks, visibility, coordinate maps, flip.
+
+A concrete encoder says whether a joint at given heatmap cells ``[B, K, n]`` can be
+represented on its maps (:meth:`HeatmapEncoder.representable`) and draws them
+(:meth:`HeatmapEncoder.draw`). Everything is batched over samples and joints and runs on the
+device of the keypoints; half-precision keypoints are drawn in float32 and returned in
+their own dtype.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from kitpose_plugins.codecs.common import as_tensor, coordinate_dtype, fail
+from kitpose_plugins.codecs.flip import flip_back
+from kitpose_plugins.codecs.grid import Grid
+
+
+class HeatmapEncoder:
+    """Base class: ``enc(keypoints=[B, K, n], visible=[B, K])`` -> ``heatmaps``, ``weights``."""
+
+    outputs = ("heatmaps", "weights")
+    flow_methods = ("to_heatmap", "to_image")
+    label = "encoder"
+
+    def __init__(self, grid: Grid) -> None:
+        self.grid = grid
+
+    @property
+    def heatmap_size(self) -> tuple[int, int]:
+        """``(w, h)`` of the maps."""
+        return self.grid.sizes[0], self.grid.sizes[1]
+
+    def to_heatmap(self, xy: Any) -> torch.Tensor:
+        """Input-image coordinates ``[..., 2|3]`` -> heatmap cells (the convention's map)."""
+        return self.grid.to_heatmap(xy)
+
+    def to_image(self, xy: Any) -> torch.Tensor:
+        """Heatmap cells ``[..., 2|3]`` -> input-image coordinates; ``to_image(to_heatmap(x)) == x``."""
+        return self.grid.to_image(xy)
+
+    def flip_back(self, heatmaps: torch.Tensor, flip_pairs: Any) -> torch.Tensor:
+        """Heatmaps predicted on the horizontally flipped image, aligned with the original.
+
+        Mirrors along x, swaps the ``(left, right)`` joint pairs and removes the convention's
+        shift exactly (0.75 cells for MSRA at stride 4, none for UDP).
+        """
+        return flip_back(self.label, heatmaps, flip_pairs, self.grid.flip_shift)
+
+    def representable(self, centres: torch.Tensor) -> torch.Tensor:
+        """Bool ``[B, K]``: whether a joint at heatmap cells ``centres [B, K, n]`` fits the map."""
+        raise NotImplementedError
+
+    def draw(self, centres: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        """Maps ``[B, K, (d,) h, w]`` for ``centres``, all zero where ``keep`` is False."""
+        raise NotImplementedError
+
+    def __call__(self, keypoints: Any, visible: Any = None) -> dict[str, torch.Tensor]:
+        """Targets for ``keypoints`` ``[B, K, n]`` in input px; ``visible`` ``[B, K]`` (default: all)."""
+        points = as_tensor(self.label, "keypoints", keypoints)
+        n = self.grid.dims
+        if points.dim() != 3 or points.shape[-1] != n:
+            raise fail(self.label, f"keypoints must be [B, K, {n}] input-image coordinates, "
+                       f"got shape {tuple(points.shape)}",
+                       hint="connect the dataset's keypoints" + ("_3d" if n == 3 else ""))
+        dtype = points.dtype if points.is_floating_point() else torch.float32
+        points = points.to(coordinate_dtype(points.dtype))  # half precision is drawn in float32
+        finite = torch.isfinite(points).all(dim=-1)
+        if visible is None:
+            shown = finite
+        else:
+            vis = as_tensor(self.label, "visible", visible).to(points.device)
+            if vis.shape != points.shape[:2]:
+                raise fail(self.label, f"visible must be [B, K] = {list(points.shape[:2])}, "
+                           f"got shape {tuple(vis.shape)}")
+            shown = finite & (vis > 0)
+        centres = self.grid.to_heatmap(torch.where(finite[..., None], points, torch.zeros_like(points)))
+        keep = shown & self.representable(centres)
+        return {"heatmaps": self.draw(centres, keep).to(dtype), "weights": keep.to(dtype)}
+
+
+def cell_axes(sizes: tuple[int, ...], like: torch.Tensor) -> list[torch.Tensor]:
+    """``arange`` of every axis (x, y[, z]) in the dtype and on the device of ``like``."""
+    return [torch.arange(size, dtype=like.dtype, device=like.device) for size in sizes]
+

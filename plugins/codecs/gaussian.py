@@ -1,0 +1,145 @@
+"""2D target encoders: Gaussian (quantised or unbiased), one-hot and disk heatmaps.
+
+Gaussian and one-hot maps are separable, so each is drawn as the outer product of per-axis
+profiles ``[B, K, w]`` x ``[B, K, h]``: no loop over samples or joints and no per-joint
+window copies, on whatever device the keypoints are on.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from kitpose_plugins.codecs.common import flag, outer, positive
+from kitpose_plugins.codecs.encode import HeatmapEncoder, cell_axes
+from kitpose_plugins.codecs.grid import Grid
+
+
+class GaussianEncoder(HeatmapEncoder):
+    """Gaussian heatmaps, quantised ("w/ quant") or at the exact centre ("w/o quant", DARK).
+
+    Quantised (``unbiased: false``, the standard): centre ``floor(x / s + 0.5)``, values
+    ``exp(-d^2 / 2 sigma^2)`` with peak 1 inside the square window of radius ``3 sigma``,
+    0 outside. Unbiased: centre exactly at the keypoint's heatmap coordinate, the whole
+    map filled. Either way the weight is 0 when the ``3 sigma`` window misses the map.
+    ``convention`` is ``msra`` or ``udp`` (see :mod:`kitpose_plugins.codecs.grid`);
+    ``input_size`` (w, h) defaults to ``heatmap_size * stride``.
+    """
+
+    label = "encoder 'gaussian'"
+
+    def __init__(self, sigma: float = 2.0, stride: float = 4, heatmap_size: Any = (48, 64),
+                 unbiased: bool = False, convention: str = "msra", input_size: Any = None) -> None:
+        super().__init__(Grid(self.label, heatmap_size=heatmap_size, stride=stride,
+                              convention=convention, input_size=input_size))
+        self.sigma = positive(self.label, "sigma", sigma)
+        self.unbiased = flag(self.label, "unbiased", unbiased)
+
+    def centre_cells(self, centres: torch.Tensor) -> torch.Tensor:
+        """Where the peak goes: the exact centre, or the nearest cell when quantised."""
+        return centres if self.unbiased else torch.floor(centres + 0.5)
+
+    def representable(self, centres: torch.Tensor) -> torch.Tensor:
+        mu, reach = self.centre_cells(centres), 3.0 * self.sigma
+        sizes = torch.tensor(self.grid.sizes, dtype=mu.dtype, device=mu.device)
+        return ((mu + reach >= 0) & (mu - reach <= sizes - 1)).all(dim=-1)
+
+    def draw(self, centres: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        mu, reach = self.centre_cells(centres), 3.0 * self.sigma
+        # Far tails are set to 0 before the outer product: products of tiny values would be
+        # subnormal floats, which are exact to drop and very slow to compute with on CPUs
+        # (so is exp near underflow: its argument is clamped just below the floor first).
+        floor = 2 * torch.finfo(centres.dtype).tiny ** (1 / centres.shape[-1])
+        lowest = math.log(floor) - 1.0
+        profiles = []
+        for axis, cells in enumerate(cell_axes(self.grid.sizes, centres)):
+            d = cells - mu[..., axis, None]
+            profile = torch.exp((d * d * (-0.5 / self.sigma ** 2)).clamp(min=lowest))
+            use = d.abs() <= reach if not self.unbiased else profile >= floor
+            profiles.append(torch.where(use, profile, torch.zeros_like(profile)))
+        profiles[0] = profiles[0] * keep[..., None].to(centres.dtype)
+        return outer(profiles)
+
+
+class OneHotEncoder(HeatmapEncoder):
+    """One-hot heatmaps (H2, for softmax cross-entropy): 1 at the quantised centre cell.
+
+    With ``unbiased: true`` the unit mass is split bilinearly over the four cells around
+    the exact centre, so its centre of mass (and a soft-argmax) is the keypoint itself.
+    The weight is 0 when the centre lies outside the map.
+    """
+
+    label = "encoder 'one_hot'"
+
+    def __init__(self, stride: float = 4, heatmap_size: Any = (48, 64), unbiased: bool = False,
+                 convention: str = "msra", input_size: Any = None) -> None:
+        super().__init__(Grid(self.label, heatmap_size=heatmap_size, stride=stride,
+                              convention=convention, input_size=input_size))
+        self.unbiased = flag(self.label, "unbiased", unbiased)
+
+    def centre_cells(self, centres: torch.Tensor) -> torch.Tensor:
+        """Where the mass goes: the exact centre (split bilinearly), or the nearest cell."""
+        return centres if self.unbiased else torch.floor(centres + 0.5)
+
+    def representable(self, centres: torch.Tensor) -> torch.Tensor:
+        mu = self.centre_cells(centres)
+        sizes = torch.tensor(self.grid.sizes, dtype=mu.dtype, device=mu.device)
+        return ((mu >= 0) & (mu <= sizes - 1)).all(dim=-1)
+
+    def draw(self, centres: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        mu = self.centre_cells(centres)
+        profiles = []
+        for axis, cells in enumerate(cell_axes(self.grid.sizes, centres)):
+            d = cells - mu[..., axis, None]
+            profiles.append((1.0 - d.abs()).clamp(min=0) if self.unbiased else (d == 0).to(d.dtype))
+        profiles[0] = profiles[0] * keep[..., None].to(centres.dtype)
+        return outer(profiles)
+
+
+class DiskEncoder(HeatmapEncoder):
+    """Binary disk heatmaps (H3, for binary cross-entropy): 1 within a radius in input px.
+
+    The paper uses a 15 px radius in the input image. Distances are measured in input
+    pixels (so a disk stays round under anisotropic UDP scaling); the cell nearest to the
+    keypoint is always set, so a small radius never yields an empty target. The weight is
+    0 when no cell of the disk lies on the map.
+    """
+
+    label = "encoder 'disk'"
+
+    def __init__(self, radius: float = 15.0, stride: float = 4, heatmap_size: Any = (48, 64),
+                 convention: str = "msra", input_size: Any = None) -> None:
+        super().__init__(Grid(self.label, heatmap_size=heatmap_size, stride=stride,
+                              convention=convention, input_size=input_size))
+        self.radius = positive(self.label, "radius", radius)
+
+    def representable(self, centres: torch.Tensor) -> torch.Tensor:
+        nearest = torch.floor(centres + 0.5)
+        sizes = torch.tensor(self.grid.sizes, dtype=centres.dtype, device=centres.device)
+        scale = torch.tensor(self.grid.scale, dtype=centres.dtype, device=centres.device)
+        on_map = ((nearest >= 0) & (nearest <= sizes - 1)).all(dim=-1)
+        closest = torch.minimum(nearest.clamp(min=0), sizes - 1)  # the map cell nearest the point
+        gap = (((closest - centres) / scale) ** 2).sum(dim=-1)
+        return on_map | (gap <= self.radius ** 2)
+
+    def draw(self, centres: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        # Row by row a disk is an interval: cell (y, x) is set when |dx| <= reach(y), with
+        # reach(y) = sqrt(r^2 - dy^2) in input px; one broadcast comparison draws the map.
+        (xs, ys), (sx, sy) = cell_axes(self.grid.sizes, centres), self.grid.scale
+        cx, cy = centres[..., 0, None], centres[..., 1, None]
+        across = ((xs - cx) / sx).abs()  # [B, K, w] input px
+        down = ((ys - cy) / sy) ** 2  # [B, K, h]
+        room = self.radius ** 2 - down
+        reach = torch.where(room >= 0, room.clamp(min=0).sqrt(), torch.full_like(room, -1.0))
+        # the cell nearest to the keypoint is always set: widen its row just enough
+        nearest = torch.floor(centres + 0.5)
+        on_map = ((nearest >= 0) & (nearest <= torch.tensor(self.grid.sizes, dtype=centres.dtype,
+                                                             device=centres.device) - 1)).all(dim=-1)
+        gap = ((nearest[..., 0] - centres[..., 0]) / sx).abs()
+        widen = (ys == nearest[..., 1, None]) & on_map[..., None]
+        reach = torch.where(widen, torch.maximum(reach, gap[..., None]), reach)
+        reach = torch.where(keep[..., None], reach, torch.full_like(reach, -1.0))
+        # written straight into a float map: a bool map converted afterwards costs 5x more
+        out = torch.empty((*reach.shape, across.shape[-1]), dtype=centres.dtype, device=centres.device)
+        return torch.le(across[..., None, :], reach[..., :, None], out=out)

@@ -1,0 +1,71 @@
+"""Console progress: tqdm on a terminal, plain lines otherwise."""
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from typing import IO, Any
+
+from kitpose.monitor import Monitor, RunInfo, Snapshot
+from kitpose_plugins.monitors.figures.series import StepFilter
+
+
+def _format(scalars: Mapping[str, float], keys: tuple[str, ...] | None = None) -> str:
+    items = [(k, v) for k, v in scalars.items() if keys is None or k in keys]
+    return " ".join(f"{k}={v:.4g}" for k, v in items)
+
+
+class ConsoleMonitor(Monitor):
+    """Progress bar with loss, speed and ETA on a terminal; plain lines when output is not a TTY."""
+
+    def __init__(self, every: int = 0, stream: str = "stderr", bar: bool | None = None) -> None:
+        self.every = int(every)
+        self.stream: IO[str] = sys.stderr if stream == "stderr" else sys.stdout
+        self.use_bar = self.stream.isatty() if bar is None else bool(bar)
+        self.bar: Any = None
+        self.total = 0
+        self.start = time.perf_counter()
+        self.first = 0  # the step this process started from (a resumed run starts past 0)
+        self.lines = StepFilter(self.every) if self.every else None
+        self.last_line = 0.0
+
+    def on_start(self, run: RunInfo) -> None:
+        self.total = run.total_steps
+        done = run.start_epoch * run.steps_per_epoch
+        self.start, self.first = time.perf_counter(), done
+        print(f"kitpose: run {run.name} -> {run.dir} ({run.epochs} epochs x {run.steps_per_epoch} steps)",
+              file=self.stream, flush=True)
+        if self.use_bar and self.total:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, initial=done, file=self.stream, unit="step",
+                            dynamic_ncols=True, desc="train")
+
+    def on_step(self, step: int, epoch: int, scalars: Mapping[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.n = step
+            self.bar.set_postfix_str(_format(scalars, ("loss", "lr", "images_per_s")), refresh=True)
+            return
+        now = time.perf_counter()
+        if self.lines is not None and not self.lines(step):
+            return
+        if self.lines is None and now - self.last_line < 5.0 and step != self.total:
+            return
+        self.last_line = now
+        eta = (now - self.start) / max(step - self.first, 1) * max(self.total - step, 0)
+        print(f"epoch {epoch + 1} step {step}/{self.total} {_format(scalars)} eta {eta:.0f}s",
+              file=self.stream, flush=True)
+
+    def on_epoch(self, epoch: int, metrics: Mapping[str, Mapping[str, float]],
+                 snapshot: Snapshot | None = None) -> None:
+        lines = [f"  {branch}: {_format(values)}" for branch, values in metrics.items()]
+        text = f"epoch {epoch} validation\n" + "\n".join(lines)
+        if self.bar is not None:
+            self.bar.write(text, file=self.stream)
+        else:
+            print(text, file=self.stream, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

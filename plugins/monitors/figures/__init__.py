@@ -1,0 +1,19 @@
+"""Built-in plugin 'figures': pictures of a run written into its run directory.
+
+Registers the ``figures`` monitor (``monitors: {figures: {use: figures}}``), which
+writes ``predictions.png``, ``heatmaps.png`` and ``curves.png`` next to the run's
+checkpoints. This module imports nothing heavy; the monitor loads when built.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from kitpose import hookimpl
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kitpose.registry import Registry
+
+
+@hookimpl
+def kitpose_register(registry: "Registry") -> None:
+    registry.monitor("figures", "kitpose_plugins.monitors.figures.monitor:FiguresMonitor")

@@ -1,0 +1,21 @@
+"""``kitpose study``: train several recipes and print one combined results table."""
+from kitpose import hookimpl
+
+
+@hookimpl
+def kitpose_add_commands(subparsers):
+    parser = subparsers.add_parser(
+        "study", help="run every recipe of a study and write one combined table and chart")
+    parser.add_argument("recipe", help="a study recipe, e.g. recipes/study_dark.yaml")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="overrides applied to every run of the study (e.g. train.epochs=2)")
+    parser.add_argument("--dir", default=None, help="study folder (default: runs/<study name>)")
+    parser.add_argument("--fresh", action="store_true", help="start over instead of resuming")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args):
+    from kitpose_plugins.study.runner import run_study
+
+    run_study(args.recipe, args.overrides, folder=args.dir, fresh=args.fresh)
+    return 0
