@@ -38,7 +38,7 @@ from kitpose import results as results_io
 from kitpose.components import ComponentSpec, Group
 from kitpose.data import PipelineDataset, build_split, collate
 from kitpose.errors import KitposeError, RunError, RunFault, RunInterrupted
-from kitpose.flow import Flow, FlowRunner
+from kitpose.flow import FlowRunner
 from kitpose.monitor import Monitor, RunInfo, Snapshot
 from kitpose.plan import Plan, check_loaded, check_recipe
 from kitpose.plugins import get_plugin_manager

@@ -13,7 +13,6 @@ import copy
 import logging
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from kitpose.errors import KitposeError, ParameterError
 from kitpose.monitor import Monitor, RunInfo, Snapshot
