@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kitpose.errors import RunError
+from kitpose.errors import RunError, first_line
 from kitpose.files import replacing
 
 
@@ -32,9 +32,8 @@ def load(path: Path) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        lines = str(exc).strip().splitlines()
-        detail = f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
-        raise RunError(f"cannot read checkpoint: {detail}", file=str(path),
+        kind, detail = type(exc).__name__, first_line(exc)
+        raise RunError(f"cannot read checkpoint: {kind}" + ("" if detail == kind else f": {detail}"), file=str(path),
                        hint="the file is damaged or not a kitpose checkpoint") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise RunError("not a kitpose checkpoint (no model weights in it)", file=str(path),

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kitpose.errors import ComponentError, KitposeError, RecipeError, suggestion
+from kitpose.errors import ComponentError, KitposeError, RecipeError, first_line, suggestion
 from kitpose.paths import name_problem
 from kitpose.recipe import Recipe, as_plain
 from kitpose.registry import KINDS, Registry
@@ -62,20 +62,15 @@ class ComponentSpec:
         except (MemoryError, RuntimeError) as exc:  # e.g. a width too large to allocate
             if isinstance(exc, MemoryError) or _is_allocation_failure(exc):
                 raise ComponentError(f"{self.kind} '{self.name}' does not fit in memory with these "
-                                     f"parameters: {_first_line(exc)}", file=self.file, path=self.path,
+                                     f"parameters: {first_line(exc)}", file=self.file, path=self.path,
                                      hint="make it smaller (width, channels, size)") from exc
             raise ComponentError(f"{self.kind} '{self.name}' cannot be built: {type(exc).__name__}: "
-                                 f"{_first_line(exc)}", file=self.file, path=self.path) from exc
+                                 f"{first_line(exc)}", file=self.file, path=self.path) from exc
 
 
 def _is_allocation_failure(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(words in text for words in ("allocate", "out of memory", "bad_alloc"))
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0][:300] if lines else type(exc).__name__
 
 
 @dataclass

@@ -37,7 +37,7 @@ from kitpose import resume as resuming
 from kitpose import results as results_io
 from kitpose.components import ComponentSpec, Group
 from kitpose.data import PipelineDataset, build_split, collate
-from kitpose.errors import KitposeError, RunError, RunFault, RunInterrupted
+from kitpose.errors import KitposeError, RunError, RunFault, RunInterrupted, first_line
 from kitpose.flow import FlowRunner
 from kitpose.monitor import Monitor, RunInfo, Snapshot
 from kitpose.plan import Plan, check_loaded, check_recipe
@@ -405,7 +405,7 @@ class Run:
             except RuntimeError as exc:
                 if self.distributed and _lost_rank(exc):
                     raise RunFault(f"rank {self.rank}: lost contact with another rank: "
-                                   f"{_first_line(exc)}", file=str(self.dir),
+                                   f"{first_line(exc)}", file=str(self.dir),
                                    hint="see that rank's own line; progress up to the last checkpoint is kept") from None
                 raise
             finally:
@@ -723,11 +723,6 @@ def _lost_rank(exc: RuntimeError) -> bool:
     return isinstance(exc, dist_error) or any(
         words in text for words in ("timeout", "timed out", "connection closed", "connection reset",
                                     "closed by peer", "pair closure", "broken pipe", "nccl communicator"))
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def find_latest_run(recipe_name: str, runs_dir: str) -> Path:

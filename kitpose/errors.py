@@ -79,6 +79,13 @@ class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C or SIGTERM stopped the run where it could be resumed exactly; the message says how."""
 
 
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an exception's message (at most ``limit`` characters), or
+    its type's name: what a one-line error quotes of a library's multi-line message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0][:limit] if lines else type(error).__name__
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """The closest choice to ``word``, or ``None`` when nothing is close."""
     matches = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.5)

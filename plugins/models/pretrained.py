@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from kitpose.checkpoint import state_mismatch
-from kitpose.errors import ComponentError
+from kitpose.errors import ComponentError, first_line
 
 _NESTED = ("state_dict", "model")
 
@@ -69,8 +69,7 @@ def load_pretrained(module: nn.Module, path: str | os.PathLike[str], what: str) 
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt file, pickled code, foreign format
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ComponentError(f"{what}: cannot read pretrained file '{path}': {reason}") from exc
+        raise ComponentError(f"{what}: cannot read pretrained file '{path}': {first_line(exc)}") from exc
     own = module.state_dict()
     state = _select_part(_state_dict(obj, path, what), own, path, what)
     problems = state_mismatch(own, state)
