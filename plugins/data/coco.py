@@ -9,19 +9,18 @@ Coordinates are used as written in the file, as COCOeval compares them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kitpose_plugins.data.io import (SKIP_HINT, DataError, SkipCounter, load_checked, missing_files, read_image,
-                                      read_json)
+from kitpose_plugins.data.checks import AnnotationRecords, non_finite, off_image
+from kitpose_plugins.data.io import DataError, missing_files, read_image, read_json
 from kitpose_plugins.data.joints import COCO, COCO_SIGMAS
 
 NUM_JOINTS = 17
 
 
-class CocoKeypoints:
+class CocoKeypoints(AnnotationRecords):
     """COCO person keypoints (17 joints): one sample per labelled person, with its box for top-down crops.
 
     Parameters: ``ann_file`` (a ``person_keypoints_*.json``), ``image_dir`` (the folder
@@ -45,13 +44,12 @@ class CocoKeypoints:
     flip_pairs = COCO.flip_pairs
     skeleton = COCO.skeleton
     sigmas = COCO_SIGMAS
+    what = "coco instance"
 
     def __init__(self, ann_file: str, image_dir: str, min_keypoints: int = 1, skip_invalid: bool = False,
                  head_ratio: float = 0.11) -> None:
-        self.ann_file, self.image_dir = str(ann_file), Path(image_dir)
-        self.min_keypoints, self.skip_invalid = int(min_keypoints), bool(skip_invalid)
-        self.head_ratio = float(head_ratio)
-        self.skipped = SkipCounter(f"coco {self.ann_file}")
+        super().__init__("coco", ann_file, image_dir, skip_invalid)
+        self.min_keypoints, self.head_ratio = int(min_keypoints), float(head_ratio)
         data = read_json(self.ann_file)
         if not isinstance(data, Mapping) or not isinstance(data.get("annotations"), list) \
                 or not isinstance(data.get("images"), list):
@@ -109,11 +107,6 @@ class CocoKeypoints:
             raise DataError("no 'person' category (a category with keypoints)", file=self.ann_file,
                             path="categories", hint="give a person_keypoints_*.json file")
         return ids
-
-    def _invalid(self, where: str, message: str) -> None:
-        if not self.skip_invalid:
-            raise DataError(message, file=self.ann_file, path=where, hint=SKIP_HINT)
-        self.skipped.add(message.split(":")[0], where)
 
     def _read_annotations(self, records: list[Any], people: set[int] | None) -> None:
         keypoints, boxes, areas, image_ids, ann_ids = [], [], [], [], []
@@ -192,10 +185,7 @@ class CocoKeypoints:
             name = names[image_id]
             if name in missing:
                 record = f"image_id {image_id}, annotation id {int(self.annotation_ids[k])}"
-                if not self.skip_invalid:
-                    raise DataError("image not found", file=str(self.image_dir / name), path=record,
-                                    hint="check image_dir, or set skip_invalid: true to skip and count")
-                self.skipped.add("image not found", f"{self.image_dir / name} ({record})")
+                self._missing_image(name, record)
                 keep[k] = False
         for attr in ("keypoints", "boxes", "areas", "image_ids", "annotation_ids"):
             setattr(self, attr, getattr(self, attr)[keep])
@@ -204,30 +194,18 @@ class CocoKeypoints:
         """Why an instance is unusable, or an empty string."""
         if image_id not in self.images:
             return f"image_id {image_id} is not in the file's images"
-        if not (np.isfinite(kps).all() and np.isfinite(box).all()):
-            bad = int(np.flatnonzero(~np.isfinite(kps).all(axis=1))[0]) if not np.isfinite(kps).all() else -1
-            return f"NaN or infinite values: keypoint {bad}" if bad >= 0 else "NaN or infinite values in bbox"
         width, height = self.images[image_id][1:]
-        x, y = kps[:, 0], kps[:, 1]
-        off = labelled & ((x < -1) | (x > width + 1) | (y < -1) | (y > height + 1))
-        if off.any():
-            j = int(np.flatnonzero(off)[0])
-            return (f"out-of-image keypoint: {COCO.joint_names[j]} at ({x[j]:g}, {y[j]:g}) "
-                    f"on a {width} x {height} image")
+        problem = non_finite(kps, bbox=box) or off_image(kps, labelled, width, height, COCO.joint_names)
+        if problem:
+            return problem
         x0, y0 = max(box[0], 0.0), max(box[1], 0.0)
         if min(box[0] + box[2], width) - x0 <= 0 or min(box[1] + box[3], height) - y0 <= 0:
             return f"empty bbox: {box.tolist()} on a {width} x {height} image"
         return ""
 
     # -- samples ---------------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.keypoints)
-
     def __repr__(self) -> str:
         return f"CocoKeypoints({self.ann_file!r}, {len(self)} instances)"
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return load_checked(self._load, index, len(self), skip=self.skip_invalid, what="coco instance")
 
     def _load(self, i: int) -> dict[str, Any]:
         image_id = int(self.image_ids[i])

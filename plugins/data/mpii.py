@@ -12,13 +12,12 @@ gives the customary crop.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kitpose_plugins.data.io import (SKIP_HINT, DataError, SkipCounter, load_checked, missing_files, read_image,
-                                      read_json)
+from kitpose_plugins.data.checks import AnnotationRecords, non_finite, off_image
+from kitpose_plugins.data.io import SKIP_HINT, DataError, missing_files, read_image, read_json
 from kitpose_plugins.data.joints import MPII
 
 NUM_JOINTS = 16
@@ -26,7 +25,7 @@ NECK, HEAD_TOP = 8, 9
 PIXEL_STD = 200.0
 
 
-class MpiiJson:
+class MpiiJson(AnnotationRecords):
     """MPII human pose (16 joints) from JSON records (image, center, scale, joints, joints_vis), for top-down crops.
 
     Parameters: ``ann_file``, ``image_dir``, ``one_based`` (coordinates in the file
@@ -44,12 +43,11 @@ class MpiiJson:
     joint_names = MPII.joint_names
     flip_pairs = MPII.flip_pairs
     skeleton = MPII.skeleton
+    what = "mpii record"
 
     def __init__(self, ann_file: str, image_dir: str, one_based: bool = True, skip_invalid: bool = False) -> None:
-        self.ann_file, self.image_dir = str(ann_file), Path(image_dir)
+        super().__init__("mpii", ann_file, image_dir, skip_invalid)
         self.offset = 1.0 if one_based else 0.0
-        self.skip_invalid = bool(skip_invalid)
-        self.skipped = SkipCounter(f"mpii {self.ann_file}")
         data = read_json(self.ann_file)
         if isinstance(data, Mapping):
             data = data.get("annotations", data.get("annolist"))
@@ -63,11 +61,7 @@ class MpiiJson:
             if parsed is None:
                 continue
             if parsed[0] in missing:  # found now, not mid-epoch
-                file = self.image_dir / parsed[0]
-                if not self.skip_invalid:
-                    raise DataError("image not found", file=str(file), path=f"record {i}",
-                                    hint="check image_dir, or set skip_invalid: true to skip and count")
-                self.skipped.add("image not found", f"{file} (record {i})")
+                self._missing_image(parsed[0], f"record {i}")
                 continue
             names.append(parsed[0])
             keypoints.append(parsed[1])
@@ -85,11 +79,6 @@ class MpiiJson:
         self.keypoints = np.asarray(keypoints, dtype=np.float32)
         self.boxes = np.asarray(boxes, dtype=np.float32)
         self.head_sizes = np.asarray(heads, dtype=np.float32)
-
-    def _invalid(self, where: str, message: str) -> None:
-        if not self.skip_invalid:
-            raise DataError(message, file=self.ann_file, path=where, hint=SKIP_HINT)
-        self.skipped.add(message.split(":")[0], where)
 
     def _parse(self, i: int, rec: Any) -> tuple[str, np.ndarray, tuple[float, ...], float] | None:
         where = f"record {i}"
@@ -116,9 +105,9 @@ class MpiiJson:
                                  "and joints_vis (16 values)")
             return None
         labelled = vis > 0
-        values = [center, [scale], joints[labelled]] + ([headbox] if headbox is not None else [])
-        if not all(np.isfinite(v).all() for v in values):
-            self._invalid(where, "NaN or infinite values")
+        problem = non_finite(np.where(labelled[:, None], joints, 0.0), center=center, scale=scale, headbox=headbox)
+        if problem:
+            self._invalid(where, problem)
             return None
         if scale <= 0:
             self._invalid(where, f"scale must be positive, not {scale:g}")
@@ -139,14 +128,8 @@ class MpiiJson:
         joints[~labelled] = 0.0
         return name, np.concatenate([joints, labelled[:, None].astype(np.float64)], axis=1), box, head
 
-    def __len__(self) -> int:
-        return len(self.names)
-
     def __repr__(self) -> str:
         return f"MpiiJson({self.ann_file!r}, {len(self)} people)"
-
-    def __getitem__(self, index: int) -> dict[str, Any]:
-        return load_checked(self._load, index, len(self), skip=self.skip_invalid, what="mpii record")
 
     def _load(self, i: int) -> dict[str, Any]:
         file = self.image_dir / self.names[i]
@@ -154,13 +137,9 @@ class MpiiJson:
         image = read_image(file, record)
         kps = self.keypoints[i]
         h, w = image.shape[:2]
-        x, y = kps[:, 0], kps[:, 1]
-        off = (kps[:, 2] > 0) & ((x < -1.5) | (x > w - 0.5 + 1) | (y < -1.5) | (y > h - 0.5 + 1))
-        if off.any():
-            j = int(np.flatnonzero(off)[0])
-            raise DataError(f"out-of-image keypoint: {MPII.joint_names[j]} at ({x[j]:g}, {y[j]:g}) on a "
-                            f"{w} x {h} image", file=self.ann_file, path=f"{record} ({self.names[i]})",
-                            hint=SKIP_HINT)
+        problem = off_image(kps, kps[:, 2] > 0, w, h, MPII.joint_names, first=-0.5)  # pixel centres
+        if problem:
+            raise DataError(problem, file=self.ann_file, path=f"{record} ({self.names[i]})", hint=SKIP_HINT)
         return {
             "image": image,
             "keypoints": np.ascontiguousarray(kps[:, :2]),

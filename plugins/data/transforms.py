@@ -23,12 +23,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial
 from typing import Any
 
 import cv2
 import numpy as np
-import toolz
 
 from kitpose.errors import KitposeError
 from kitpose_plugins.data.geometry import (as_size, box_hull, compose, crop_matrix, inside, inverse_points,
@@ -41,15 +39,6 @@ Transform = Callable[..., Sample]
 
 class TransformError(KitposeError):
     """A transform cannot apply to a sample (missing key, wrong joint count)."""
-
-
-def compose_transforms(transforms: Sequence[Transform]) -> Callable[[Mapping[str, Any], np.random.Generator], Sample]:
-    """One callable ``f(sample, rng)`` applying ``transforms`` left to right (toolz)."""
-    steps = list(transforms)
-
-    def run(sample: Mapping[str, Any], rng: np.random.Generator) -> Sample:
-        return toolz.pipe(dict(sample), *[partial(t, rng=rng) for t in steps])
-    return run
 
 
 def _image_size(image: np.ndarray) -> tuple[int, int]:

@@ -2,8 +2,9 @@
 
 Stacked Hourglass and the Integral paper's multi-stage ResNet return one output per
 stage; every stage is supervised with the same loss and the stage losses are summed with
-one weight per stage. The wrapped loss is built by name through :func:`kitpose.build`,
-so any registered loss (including another plugin's) can be wrapped.
+one weight per stage. The wrapped loss is a component spec like any other in a recipe
+(:func:`kitpose.components.parse_spec`), so any registered loss (including another
+plugin's) can be wrapped.
 """
 from __future__ import annotations
 
@@ -14,21 +15,25 @@ import torch
 from torch import Tensor, nn
 
 import kitpose
-from kitpose.errors import ComponentError, KitposeError
+from kitpose.components import is_spec, parse_spec
+from kitpose.errors import ComponentError, KitposeError, RecipeError
 
 
-def _spec(loss: str | Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``"name"`` or ``{use: name, **params}`` -> ``(name, params)``."""
-    if isinstance(loss, str):
-        return loss, {}
-    if isinstance(loss, Mapping) and isinstance(loss.get("use"), str):
-        params = {str(k): v for k, v in loss.items() if k not in ("use", "kind")}
-        kind = loss.get("kind", "loss")
-        if kind != "loss":
-            raise ComponentError(f"multi_stage wraps a loss, not a {kind}")
-        return loss["use"], params
-    raise ComponentError("multi_stage: 'loss' must be a loss name or {use: NAME, ...}",
-                         hint="write loss: {use: heatmap_mse}")
+def _inner(loss: Any) -> Any:
+    """Build the wrapped loss from ``"name"`` or ``{use: name, **params}``, parsed as any recipe
+    component is (:func:`kitpose.components.parse_spec`); a mistake is reported as one in
+    multi_stage's ``loss`` parameter."""
+    if not is_spec(loss):
+        raise ComponentError("multi_stage: 'loss' must be a loss name or {use: NAME, ...}",
+                             hint="write loss: {use: heatmap_mse}")
+    registry = kitpose.get_registry()
+    try:
+        return parse_spec(loss, "loss", registry, kind="loss").build(registry)
+    except KitposeError as exc:  # say that the mistake is inside the wrapped loss
+        cls = ComponentError if isinstance(exc, RecipeError) else type(exc)
+        error = cls(f"multi_stage's loss: {exc.message}", hint=exc.hint)
+        error.param = "loss"  # type: ignore[attr-defined]  # recipe path: <component>.loss
+        raise error from exc
 
 
 class MultiStage(nn.Module):
@@ -45,13 +50,7 @@ class MultiStage(nn.Module):
 
     def __init__(self, loss: str | Mapping[str, Any], stage_weights: Sequence[float] | None = None) -> None:
         super().__init__()
-        name, params = _spec(loss)
-        try:
-            self.inner = kitpose.build("loss", name, **params)
-        except KitposeError as exc:  # say that the mistake is inside the wrapped loss
-            error = type(exc)(f"multi_stage's loss: {exc.message}", hint=exc.hint)
-            error.param = "loss"  # type: ignore[attr-defined]  # recipe path: <component>.loss
-            raise error from exc
+        self.inner = _inner(loss)
         if stage_weights is not None:
             if isinstance(stage_weights, (str, bytes)) or not isinstance(stage_weights, Sequence) \
                     or not stage_weights:

@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from kitpose.errors import KitposeError
+from kitpose_plugins.monitors.figures.draw import to_bgr as figure_bgr
 
 SHIFT = 4
 _ONE = 1 << SHIFT
@@ -35,22 +36,12 @@ def side_of(name: str) -> str:
 
 
 def to_bgr(image: np.ndarray) -> np.ndarray:
-    """Any sample image (uint8 RGB / grey, float depth) as a viewable H x W x 3 uint8 BGR picture."""
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[2] == 1:
-        image = image[..., 0]
-    if image.dtype != np.uint8:
-        values = image.astype(np.float32)
-        valid = values > 0
-        if valid.any():  # depth: near is bright, no reading is black
-            lo, hi = np.percentile(values[valid], [1, 99])
-            scaled = 1.0 - (values - lo) / max(float(hi - lo), 1e-6)
-            image = np.where(valid, np.clip(40 + 215 * scaled, 0, 255), 0).astype(np.uint8)
-        else:
-            image = np.zeros(values.shape, np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    return cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    """A sample's image (uint8 RGB or grey, float depth) as a viewable H x W x 3 uint8 BGR picture.
+
+    The figures' :func:`~kitpose_plugins.monitors.figures.draw.to_bgr`, told that a
+    single-channel float image of a dataset is a depth map.
+    """
+    return figure_bgr(image, depth=True)
 
 
 def draw_sample(sample: Mapping[str, Any], skeleton: Sequence[tuple[int, int]], joint_names: Sequence[str],
