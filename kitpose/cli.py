@@ -18,8 +18,9 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", help="path to a YAML recipe, e.g. recipes/hrnet_dark.yaml")
+def _add_recipe_args(parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
+    parser.add_argument("recipe", nargs="?" if optional else None,
+                        help="path to a YAML recipe, e.g. recipes/hrnet_dark.yaml")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="override recipe keys (train.epochs=2); +key=v adds a key, ~key removes one")
 
@@ -51,9 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_recipe_args(check)
     check.set_defaults(handler=cmd_check)
 
-    show = sub.add_parser("show", help="print the merged, resolved recipe")
-    _add_recipe_args(show)
+    show = sub.add_parser("show", help="print the merged, resolved recipe (or, with --settings, every run setting)")
+    _add_recipe_args(show, optional=True)
     show.add_argument("--unresolved", action="store_true", help="keep ${...} interpolations")
+    show.add_argument("--settings", action="store_true",
+                      help="print every setting of the run with its default and help, and exit")
     show.set_defaults(handler=cmd_show)
 
     lst = sub.add_parser("list", help="list registered components")
@@ -107,6 +110,13 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_show(args: argparse.Namespace) -> int:
     from kitpose.recipe import load_recipe
 
+    if args.settings:
+        from kitpose.settings import settings_table
+
+        print(settings_table())
+        return 0
+    if args.recipe is None:
+        raise KitposeError("no recipe given", hint="kitpose show RECIPE [key=value ...], or kitpose show --settings")
     recipe = load_recipe(args.recipe, args.overrides)
     sys.stdout.write(recipe.given() if args.unresolved else recipe.resolved_yaml())
     return 0

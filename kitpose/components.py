@@ -54,7 +54,9 @@ class ComponentSpec:
         try:
             return self.factory(registry)(*args, **self.params)
         except KitposeError as exc:
-            exc.file, exc.path = exc.file or self.file, exc.path or self.path
+            param = getattr(exc, "param", None)
+            exc.file = exc.file or self.file
+            exc.path = exc.path or (f"{self.path}.{param}" if param else self.path)
             raise
         except (TypeError, ValueError, OverflowError) as exc:
             raise ComponentError(f"{self.kind} '{self.name}' rejected its parameters: {exc}",
@@ -182,6 +184,8 @@ def call_target(factory: Any, kind: str, method: str | None = None) -> Callable[
         return getattr(factory, method, None)
     if kind == "metric":
         return getattr(factory, "update", None)
+    if kind == "augmentation":
+        return getattr(factory, "merge", None)
     for attr in ("forward", "__call__"):
         fn = getattr(factory, attr, None)
         if fn is not None and attr in _defined_names(factory):

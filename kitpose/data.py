@@ -37,34 +37,23 @@ from kitpose.components import ComponentSpec, declared, parse_spec
 from kitpose.errors import RecipeError, suggestion
 from kitpose.recipe import Recipe
 from kitpose.registry import Registry
-from kitpose.settings import SPLIT_SETTINGS, check_settings
+from kitpose.settings import SplitSettings, check_section, defaults, unknown_key
 
 SPLITS = ("train", "val", "test")
 #: what every dataset returns, declared or not
 BASE_KEYS = frozenset({"image", "keypoints", "visible"})
-SPLIT_KEYS = {
-    "dataset": "the dataset: {use: NAME, ...}",
-    "transforms": "list of transforms applied in order",
-    "batch_size": "samples per batch (per process under DDP)",
-    "shuffle": "shuffle every epoch (default: true for train)",
-    "workers": "data-loader worker processes (default 0)",
-    "drop_last": "drop the last incomplete batch (default: true for train)",
-    "limit": "use only the first N samples",
-}
-
-
 @dataclass
 class SplitSpec:
     """The checked ``data.SPLIT`` section of a recipe."""
 
     split: str
     dataset: ComponentSpec
-    transforms: list[ComponentSpec] = field(default_factory=list)
-    batch_size: int = 32
-    shuffle: bool = False
-    workers: int = 0
-    drop_last: bool = False
-    limit: int | None = None
+    transforms: list[ComponentSpec]
+    batch_size: int
+    shuffle: bool
+    workers: int
+    drop_last: bool
+    limit: int | None
 
 
 def parse_split(recipe: Recipe, registry: Registry, split: str) -> SplitSpec:
@@ -80,10 +69,7 @@ def parse_split(recipe: Recipe, registry: Registry, split: str) -> SplitSpec:
     if not isinstance(raw.get("transforms") or [], list):
         raise RecipeError("must be a list of transforms", file=recipe.file, path=f"{base}.transforms",
                           hint="write transforms: [{use: NAME}, ...]")
-    for key in raw:
-        if key not in SPLIT_KEYS:
-            raise RecipeError(f"unknown key '{key}'{suggestion(str(key), SPLIT_KEYS)}", file=recipe.file,
-                              path=f"{base}.{key}", hint="keys are: " + ", ".join(SPLIT_KEYS))
+    unknown_key(raw, SplitSettings, file=recipe.file, prefix=f"{base}.")
     if "dataset" not in raw:
         raise RecipeError("no dataset", file=recipe.file, path=f"{base}.dataset",
                           hint="add dataset: {use: NAME, ...}")
@@ -94,15 +80,14 @@ def parse_split(recipe: Recipe, registry: Registry, split: str) -> SplitSpec:
         spec = parse_spec(node, f"{base}.transforms[{i}]", registry, kind="transform", file=recipe.file)
         spec.check(registry)
         transforms.append(spec)
-    check_settings({key: raw.get(key) for key in SPLIT_SETTINGS if key in raw}, SPLIT_SETTINGS,
-                   file=recipe.file, prefix=f"{base}.")
-    train = split == "train"
-    spec = SplitSpec(split, dataset, transforms,
-                     batch_size=int(raw.get("batch_size", 32)),
-                     shuffle=bool(raw.get("shuffle", train)),
-                     workers=int(raw.get("workers", 0)),
-                     drop_last=bool(raw.get("drop_last", train)),
-                     limit=raw.get("limit"))
+    check_section(raw, SplitSettings, file=recipe.file, prefix=f"{base}.")
+    values = {**defaults(SplitSettings), **raw}
+    train = split == "train"  # shuffle and drop_last default to true for training only
+    spec = SplitSpec(split, dataset, transforms, batch_size=int(values["batch_size"]),
+                     shuffle=train if values["shuffle"] is None else bool(values["shuffle"]),
+                     workers=int(values["workers"]),
+                     drop_last=train if values["drop_last"] is None else bool(values["drop_last"]),
+                     limit=values["limit"])
     return spec
 
 

@@ -160,9 +160,7 @@ class Run:
     def _amp(self, setting: str | None) -> torch.dtype | None:
         if not setting:
             return None
-        kinds = {"bf16": torch.bfloat16, "fp16": torch.float16}
-        if setting not in kinds:
-            raise RunError(f"amp must be bf16 or fp16, not '{setting}'", file=self.recipe.file, path="amp")
+        kinds = {"bf16": torch.bfloat16, "fp16": torch.float16}  # the choices the schema allows
         if self.device.type != "cuda":
             if self.main:
                 print(f"kitpose: amp={setting} is ignored on {self.device.type}; training in float32",
@@ -609,8 +607,6 @@ class Run:
         flow = self.plan.flow_for(stage)
         assert flow is not None
         runner = FlowRunner(flow, self.objects, self._make_metric)
-        flip = stage == "test" and bool(self.test_cfg["flip"])
-        parts = flow.split_at(self.test_cfg["flip_heatmaps"]) if flip else None
         dist_utils.share_buffers(self.module)
         self.module.eval()
         sampler = self.samplers[stage]
@@ -626,9 +622,9 @@ class Run:
                     continue
                 autocast = torch.autocast("cuda", dtype=self.amp) if self.amp else nullcontext()
                 with autocast:
-                    branches = self._run_eval(runner, batch, parts)
+                    branches = runner(batch)
                 if snapshot is None and self.main:
-                    snapshot = self._snapshot(batch, branches)
+                    snapshot = self._snapshot(branches)
             metrics = runner.compute()
         finally:
             self.module.train()
@@ -636,39 +632,23 @@ class Run:
             raise self._interrupt(where)
         return metrics, snapshot
 
-    def _run_eval(self, runner: FlowRunner, batch: dict[str, Any],
-                  parts: tuple[list[Any], list[Any]] | None) -> dict[str, Any]:
-        """One batch through the flow; with ``parts`` (the flow split at the flipped heatmaps)
-        the image and its mirror are run up to the split and their heatmaps averaged."""
-        if parts is None:
-            return runner(batch)
-        name = self.test_cfg["flip_heatmaps"]
-        before, after = parts
-        plain = runner.run({"": dict(batch)}, before)
-        flipped_batch = dict(batch, image=torch.flip(batch["image"], dims=[-1]))
-        flipped = runner.run({"": flipped_batch}, before)
-        encoder = self.objects[self.test_cfg["flip_encoder"]]
-        pairs = self._meta("flip_pairs", ())
-        back = encoder.flip_back(flipped[""][name], pairs)
-        plain[""][name] = (plain[""][name] + back) / 2
-        return runner.run(plain, after)
-
-    def _snapshot(self, batch: Mapping[str, Any], branches: Mapping[str, Mapping[str, Any]]) -> Snapshot | None:
+    def _snapshot(self, branches: Mapping[str, Mapping[str, Any]]) -> Snapshot | None:
+        """The first ``val.snapshot`` samples of every tensor of every branch, on the CPU
+        (a tensor that several branches share is copied once)."""
         n = int(self.val_cfg.get("snapshot") or 0)
-        if n <= 0 or "image" not in batch:
+        if n <= 0:
             return None
-        show = self.val_cfg["show"]
+        copies: dict[int, Any] = {}
 
-        def cpu(value: Any) -> Any:
-            return value[:n].detach().float().cpu().numpy() if torch.is_tensor(value) else None
+        def cpu(value: torch.Tensor) -> Any:
+            if id(value) not in copies:
+                part = value[:n].detach()
+                copies[id(value)] = (part.float() if part.is_floating_point() else part).cpu().numpy()
+            return copies[id(value)]
 
-        first = next(iter(branches.values()))
-        predictions = {b or "output": cpu(env[show["keypoints"]]) for b, env in branches.items()
-                       if show["keypoints"] in env}
-        return Snapshot(image=cpu(batch["image"]), keypoints=cpu(batch.get("keypoints")),
-                        visible=cpu(batch.get("visible")), predictions=predictions,
-                        heatmaps=cpu(first.get(show["heatmaps"])), target_heatmaps=cpu(first.get(show["target"])),
-                        skeleton=tuple(self._meta("skeleton", ())))
+        return Snapshot({branch or "output": {name: cpu(value) for name, value in env.items()
+                                              if torch.is_tensor(value) and value.dim() > 0}
+                         for branch, env in branches.items()})
 
     def test(self) -> dict[str, dict[str, float]]:
         """Score the test flow with ``test.checkpoint``'s weights. Nothing is saved from here

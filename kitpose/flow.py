@@ -17,6 +17,8 @@ flow is checked: every input is produced by the dataset or by another node, ther
 are no cycles, every component exists and every ``in`` argument is a parameter of
 its call. Calling a *group* fans out: every later node runs once per member
 (``decoders/dark``, ``decoders/com`` ...). Metric nodes accumulate per branch.
+A node calling an *augmentation* (:mod:`kitpose.augmentation`) runs the nodes its
+inputs depend on again on every view of the batch, then merges what they give.
 """
 from __future__ import annotations
 
@@ -45,10 +47,16 @@ class Node:
     kind: str | None = None
     members: tuple[str, ...] = ()  # non-empty for a group
     spec_path: str = ""  # where the component is defined: ``components.head``
+    #: for an augmentation: the nodes its inputs depend on, in order, run again per view
+    upstream: tuple[Node, ...] = ()
 
     @property
     def is_metric(self) -> bool:
         return self.kind == "metric"
+
+    @property
+    def is_augmentation(self) -> bool:
+        return self.kind == "augmentation" and self.method is None
 
     @property
     def forks(self) -> bool:
@@ -71,18 +79,17 @@ class Flow:
     def forks(self) -> bool:
         return any(n.forks for n in self.nodes)
 
-    def split_at(self, tensor: str) -> tuple[list[Node], list[Node]]:
-        """The nodes ``tensor`` depends on (in order), and every other node."""
+    def upstream(self, tensors: Iterable[str]) -> list[Node]:
+        """The nodes that ``tensors`` depend on, in execution order."""
         producer = {name: node for node in self.nodes for name in node.produces()}
         needed: set[int] = set()
-        stack = [tensor]
+        stack = list(tensors)
         while stack:
             node = producer.get(stack.pop())
             if node is not None and node.index not in needed:
                 needed.add(node.index)
                 stack.extend(node.inputs.values())
-        before = [n for n in self.nodes if n.index in needed]
-        return before, [n for n in self.nodes if n.index not in needed]
+        return [n for n in self.nodes if n.index in needed]
 
     def produced(self) -> set[str]:
         names = set(self.sources)
@@ -104,8 +111,22 @@ def parse_flow(recipe: Recipe, name: str, components: Mapping[str, ComponentSpec
     sources = frozenset(sources)
     nodes = [_parse_node(recipe.file, f"{base}[{i}]", i, item, components, registry)
              for i, item in enumerate(raw)]
-    ordered = _order(nodes, sources, recipe.file)
-    return Flow(name, ordered, sources, recipe.file)
+    flow = Flow(name, _order(nodes, sources, recipe.file), sources, recipe.file)
+    for node in flow.nodes:
+        if node.is_augmentation:
+            node.upstream = tuple(flow.upstream(node.inputs.values()))
+            _check_upstream(node, recipe.file)
+    return flow
+
+
+def _check_upstream(node: Node, file: str) -> None:
+    """What an augmentation runs again per view must be one path: no fan-out over a group."""
+    for up in node.upstream:
+        if up.forks:
+            raise FlowError(f"'{node.component}' would run the group '{up.component}' ({up.path}) "
+                            "again on every view, which cannot fan out", file=file, path=f"{node.path}.in",
+                            hint=f"augment a tensor computed before '{up.component}', and call the group "
+                                 "on the merged result")
 
 
 def _parse_node(file: str, path: str, index: int, item: Any, components: Mapping[str, Any],
@@ -258,22 +279,16 @@ class FlowRunner:
     def run(self, branches: dict[str, dict[str, Any]], nodes: Iterable[Node]) -> dict[str, dict[str, Any]]:
         """Run ``nodes`` (a part of the flow, in order) on existing branches."""
         for node in nodes:
-            target = None if node.is_metric else self.objects[node.component]
             labels = node.members or (None,)
             new: dict[str, dict[str, Any]] = {}
             for branch, env in branches.items():
-                kwargs = {arg: env[name] for arg, name in node.inputs.items()}
                 for member in labels:
-                    try:
-                        if node.is_metric:
-                            metric = self._metric(branch, node.component, member)
-                            metric.update(**kwargs)
-                            continue
-                        obj = target[member] if member is not None else target
-                        fn = getattr(obj, node.method) if node.method else obj
-                        result = _as_dict(fn(**kwargs))
-                    except Exception as exc:
-                        raise self._located(exc, node, member, kwargs) from exc
+                    if node.is_metric:
+                        kwargs = {arg: env[name] for arg, name in node.inputs.items()}
+                        self._guarded(node, member, kwargs,
+                                      lambda: self._metric(branch, node.component, member).update(**kwargs))
+                        continue
+                    result = self._call(node, member, env)
                     if node.forks:
                         label = f"{branch}/{member}" if branch else str(member)
                         out_env = new.setdefault(label, dict(env))
@@ -284,6 +299,45 @@ class FlowRunner:
             if node.forks:
                 branches = new
         return branches
+
+    def _call(self, node: Node, member: str | None, env: Mapping[str, Any]) -> dict[str, Any]:
+        """Call one (non-metric) node on the tensors of ``env``; returns what it gave, by key."""
+        target = self.objects[node.component]
+        obj = target[member] if member is not None else target
+        if node.is_augmentation:
+            return self._augment(node, member, obj, env)
+        kwargs = {arg: env[name] for arg, name in node.inputs.items()}
+        fn = getattr(obj, node.method) if node.method else obj
+        return self._guarded(node, member, kwargs, lambda: _as_dict(fn(**kwargs)))
+
+    def _augment(self, node: Node, member: str | None, augmentation: Any,
+                 env: Mapping[str, Any]) -> dict[str, Any]:
+        """Compute the node's inputs on every view of ``env`` and merge them."""
+        views = self._guarded(node, member, {}, lambda: list(augmentation.views(env)))
+        per_view: dict[str, list[Any]] = {arg: [] for arg in node.inputs}
+        for view in views:
+            seen = dict(env)
+            if view:
+                seen.update(view)
+                changed = set(view)
+                for up in node.upstream:  # only what reads a replaced tensor runs again
+                    if changed.isdisjoint(up.inputs.values()):
+                        continue
+                    result = self._call(up, None, seen)
+                    for key, name in up.outputs.items():
+                        seen[name] = result[key]
+                        changed.add(name)
+            for arg, name in node.inputs.items():
+                per_view[arg].append(seen[name])
+        return self._guarded(node, member, {arg: values[0] for arg, values in per_view.items()},
+                             lambda: _as_dict(augmentation.merge(**per_view)))
+
+    def _guarded(self, node: Node, member: str | None, kwargs: Mapping[str, Any], call: Callable[[], Any]) -> Any:
+        """``call()``, with any error located at ``node`` (see :meth:`_located`)."""
+        try:
+            return call()
+        except Exception as exc:
+            raise self._located(exc, node, member, kwargs) from exc
 
     def _located(self, exc: Exception, node: Node, member: str | None,
                  kwargs: Mapping[str, Any]) -> Exception:
@@ -301,8 +355,8 @@ class FlowRunner:
             if kwargs else ""
         error = RunError(f"{who}{call} ({where}): {type(exc).__name__}: {text}{shapes}",
                          file=self.flow.file or None, path=node.path,
-                         hint="check that the components' sizes agree (joints, channels, image and "
-                              "heatmap sizes)" if isinstance(exc, RuntimeError) else None)
+                         hint="check that the components' sizes agree (joints, channels, input "
+                              "and output sizes)" if isinstance(exc, RuntimeError) else None)
         error.flow_node = node.path  # type: ignore[attr-defined]
         return error
 

@@ -21,6 +21,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import argparse
     from pathlib import Path
 
+    from omegaconf import DictConfig
+
     from kitpose.registry import Registry
 
 hookspec = pluggy.HookspecMarker("kitpose")
@@ -39,7 +41,8 @@ def kitpose_register(registry: "Registry") -> None:
 
     :param registry: the :class:`kitpose.registry.Registry`; it has one method per
         component kind (``dataset``, ``transform``, ``backbone``, ``head``, ``encoder``,
-        ``decoder``, ``loss``, ``metric``, ``monitor``, ``optimizer``, ``scheduler``)
+        ``decoder``, ``loss``, ``metric``, ``augmentation``, ``monitor``, ``optimizer``,
+        ``scheduler``)
         taking ``(name, target, *, summary=None)``.
 
     A name already registered for the same kind by another plugin is an error that
@@ -55,6 +58,17 @@ def kitpose_recipe_dirs() -> "list[Path | str]":
     A recipe's own folder is searched first, then these folders in plugin order.
     This is how a package ships recipes that users extend by a relative name,
     such as ``extends: [base/synthetic.yaml]``.
+    """
+
+
+@hookspec
+def kitpose_migrate_recipe(config: "DictConfig", file: str) -> None:
+    """Rewrite, in place, settings an older kitpose wrote that this plugin now owns.
+
+    Called on every recipe file as it is read (base recipes and a run directory's
+    ``recipe.yaml`` too), before anything is checked. Leave alone what you do not know;
+    raise :class:`kitpose.errors.RecipeError` (with ``file``) for an old setting that
+    cannot be moved by itself, with a hint saying how to write it now.
     """
 
 

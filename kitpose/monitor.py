@@ -38,21 +38,25 @@ class RunInfo:
 
 @dataclass
 class Snapshot:
-    """A few validation samples and what the model made of them (CPU numpy arrays).
-
-    ``image`` [N, C, H, W] float in [0, 1]; ``keypoints`` [N, K, 2] and ``visible``
-    [N, K] ground truth in image pixels; ``predictions`` ``{branch: [N, K, 2]}`` in
-    image pixels, one per decoder; ``heatmaps`` [N, K, h, w] predicted and
-    ``target_heatmaps`` the encoder's targets, when the flow produces them.
+    """The first few samples of one validation batch and every named tensor the flow made
+    of them, as CPU numpy arrays: ``tensors[branch][name]``, with the branch ``output``
+    when the flow does not fan out. The batch's own entries (``image``, ``keypoints``,
+    ``visible`` ...) are in every branch. A monitor picks what it draws by name; which
+    names, its recipe entry says.
     """
 
-    image: Any
-    keypoints: Any
-    visible: Any
-    predictions: dict[str, Any] = field(default_factory=dict)
-    heatmaps: Any = None
-    target_heatmaps: Any = None
-    skeleton: tuple[tuple[int, int], ...] = ()
+    tensors: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """``name`` from the first branch that holds it."""
+        for env in self.tensors.values():
+            if name in env:
+                return env[name]
+        return default
+
+    def per_branch(self, name: str) -> dict[str, Any]:
+        """``{branch: array}`` for every branch that holds ``name``."""
+        return {branch: env[name] for branch, env in self.tensors.items() if name in env}
 
 
 class Monitor:

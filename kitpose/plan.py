@@ -11,14 +11,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kitpose.components import ComponentSpec, Group, call_target, parse_components, parse_spec
+from kitpose.components import ComponentSpec, Group, parse_components, parse_spec
 from kitpose.data import SPLITS, SplitSpec, parse_split, split_sources
 from kitpose.errors import RecipeError, suggestion
 from kitpose.flow import Flow, parse_flow
 from kitpose.plugins import get_registry
-from kitpose.recipe import DEFAULTS, Recipe, load_recipe
+from kitpose.recipe import Recipe, load_recipe
 from kitpose.registry import Registry
-from kitpose.settings import RUN_SETTINGS, check_settings
+from kitpose.settings import SECTIONS, RunSettings, check_section, checked_fields, defaults, unknown_key
 
 #: monitors every run has unless its recipe says ``NAME: null`` (those that are registered)
 DEFAULT_MONITORS = {"console": {"use": "console"}, "jsonl": {"use": "jsonl"}, "figures": {"use": "figures"}}
@@ -59,24 +59,17 @@ def _mapping_at(recipe: Recipe, key: str, example: str) -> Mapping[str, Any]:
 
 
 def section(recipe: Recipe, name: str) -> dict[str, Any]:
-    """A train/val/test section with defaults filled in; unknown keys are errors."""
-    defaults = DEFAULTS[name]
+    """A train/val/test section with the schema's defaults filled in; unknown keys are errors."""
     raw = recipe.select(name, default={}) or {}
     if not isinstance(raw, Mapping):
         raise RecipeError(f"'{name}' must be a mapping", file=recipe.file, path=name)
-    for key in raw:
-        if key not in defaults:
-            raise RecipeError(f"unknown key '{key}'{suggestion(str(key), defaults)}", file=recipe.file,
-                              path=f"{name}.{key}", hint="keys are: " + ", ".join(defaults))
-    merged = {**defaults, **raw}
-    if isinstance(defaults.get("show"), dict) and isinstance(raw.get("show"), Mapping | None):
-        merged["show"] = {**defaults["show"], **(raw.get("show") or {})}
-    return merged
+    unknown_key(raw, SECTIONS[name], file=recipe.file, prefix=f"{name}.")
+    return {**defaults(SECTIONS[name]), **raw}
 
 
 #: kinds whose components are cheap to build and touch nothing outside the process, so
 #: ``check`` builds (and drops) them to have their parameter values checked too
-VALUE_CHECKED_KINDS = frozenset({"encoder", "decoder", "loss", "metric", "transform"})
+VALUE_CHECKED_KINDS = frozenset({"encoder", "decoder", "loss", "metric", "transform", "augmentation"})
 
 
 def check_recipe(path: str, overrides: Iterable[str] = (), *, registry: Registry | None = None) -> Plan:
@@ -192,10 +185,11 @@ def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
     for spec in monitors.values():
         spec.check(registry)
 
-    settings = {name: section(recipe, name) for name in ("train", "val", "test")}
-    values = {key: recipe.select(key) for key in RUN_SETTINGS if "." not in key}
-    values.update({f"{name}.{key}": value for name, part in settings.items() for key, value in part.items()})
-    check_settings(values, RUN_SETTINGS, file=recipe.file)
+    settings = {name: section(recipe, name) for name in SECTIONS}
+    check_section({item.name: recipe.select(item.name) for item in checked_fields(RunSettings)}, RunSettings,
+                  file=recipe.file)
+    for name, values in settings.items():
+        check_section(values, SECTIONS[name], file=recipe.file, prefix=f"{name}.")
     splits = {}
     data = _mapping_at(recipe, "data", "data: {train: {dataset: {use: NAME}}, ...}")
     for key in data:
@@ -252,8 +246,6 @@ def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
             scheduler = parse_spec(settings["train"]["scheduler"], "train.scheduler", registry,
                                    kind="scheduler", file=recipe.file)
             scheduler.check(registry, n_args=1)
-    if settings["test"]["flip"] and "test" in flows:
-        _check_flip(recipe, settings["test"], components, flows["test"], registry)
     _check_checkpoint(recipe, settings["test"], flows)
     return Plan(recipe, registry, components, monitors, splits, flows, settings, optimizer, scheduler)
 
@@ -267,30 +259,6 @@ def _check_checkpoint(recipe: Recipe, test: Mapping[str, Any], flows: Mapping[st
         raise RecipeError(f"'{which}' is not a file", file=recipe.file,
                           path="test.checkpoint",
                           hint="give best, last, or the path of a checkpoint (relative to the current folder)")
-
-
-def _check_flip(recipe: Recipe, test: Mapping[str, Any], components: Mapping[str, Any], flow: Flow,
-                registry: Registry) -> None:
-    """The flip test needs one component with ``flip_back`` and the tensor it un-flips."""
-    name = test["flip_encoder"]
-    item = components.get(name)
-    if not isinstance(item, ComponentSpec) or \
-            _lacks(item.factory(registry), item.kind, "flip_back"):
-        what = "is not a component" if item is None else \
-            "is a group" if isinstance(item, Group) else f"({item.kind} '{item.name}') has no flip_back"
-        raise RecipeError(f"flip test needs a component with flip_back; '{name}' {what}",
-                          file=recipe.file, path="test.flip_encoder",
-                          hint="name the encoder component, e.g. test.flip_encoder=encoder")
-    if test["flip_heatmaps"] not in flow.produced():
-        raise RecipeError(f"flip test: the test flow produces no '{test['flip_heatmaps']}'",
-                          file=recipe.file, path="test.flip_heatmaps",
-                          hint="name the predicted heatmaps tensor")
-
-
-def _lacks(factory: Any, kind: str, method: str) -> bool:
-    """True when the class a factory builds is known and has no ``method``."""
-    known = call_target(factory, kind, "__init__") is not None
-    return known and call_target(factory, kind, method) is None
 
 
 def _specs(components: Mapping[str, ComponentSpec | Group]) -> list[ComponentSpec]:

@@ -29,7 +29,7 @@ from typing import Any
 import pluggy
 
 from kitpose import hookspecs
-from kitpose.errors import PluginError, suggestion
+from kitpose.errors import PluginError, RecipeError, suggestion
 from kitpose.registry import Registry
 
 GROUP = "kitpose"
@@ -152,6 +152,8 @@ class PluginManager(pluggy.PluginManager):
         for impl in getattr(self.hook, hook_name).get_hookimpls():
             try:
                 result = impl.function(**{a: kwargs[a] for a in impl.argnames})
+            except RecipeError:
+                raise  # a user's recipe, not the plugin, is at fault: it says so itself
             except Exception as exc:
                 raise PluginError(f"plugin '{impl.plugin_name}' failed in {hook_name}: "
                                   f"{type(exc).__name__}: {exc}") from exc

@@ -20,50 +20,9 @@ from omegaconf.errors import GrammarParseError, OmegaConfBaseException
 from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
 
 from kitpose.errors import OverrideError, RecipeError, suggestion
+from kitpose.settings import RunSettings, defaults, help_texts
 
 SCHEMA_VERSION = 1
-
-#: Top-level keys and what they hold.
-TOP_LEVEL: dict[str, str] = {
-    "kitpose": "schema version of the recipe format (1)",
-    "extends": "base recipes merged under this one",
-    "name": "run name (default: the recipe file name)",
-    "description": "free text",
-    "seed": "seed for python, numpy, torch and data workers",
-    "device": "auto | cpu | cuda | cuda:N",
-    "deterministic": "use deterministic algorithms",
-    "amp": "mixed precision on CUDA: null | bf16 | fp16",
-    "runs_dir": "folder under which runs/<name>/<time>/ is made",
-    "data": "datasets, transforms and loaders per split",
-    "components": "named components: {key: {use: NAME, ...params}} or groups of them",
-    "flows": "train / val / test flows: lists of nodes over named tensors",
-    "train": "optimizer, scheduler, epochs or steps, clipping",
-    "val": "how often to validate and which metric picks the best checkpoint",
-    "test": "which checkpoint to test, flip test",
-    "monitors": "console, files, visdom: {key: {use: NAME, ...}}",
-    "study": "settings of 'kitpose study' recipes",
-    "vars": "free-form values for interpolation, e.g. ${vars.joints}",
-}
-
-#: Settings every recipe has; a recipe (or ``key=value``) overrides them.
-DEFAULTS: dict[str, Any] = {
-    "seed": 0,
-    "device": "auto",
-    "deterministic": False,
-    "amp": None,
-    "runs_dir": "runs",
-    "train": {"epochs": 1, "steps": None, "optimizer": {"use": "adam", "lr": 1e-3}, "scheduler": None,
-              "scheduler_interval": "epoch", "clip_grad": None, "log_every": 10,
-              # the tensor to minimise, or several summed with weights: {loss_h1: 1.0, loss_int: 1.0}
-              "objective": "loss",
-              # stop when the objective grows to this many times its first value (null: never)
-              "divergence": 1.0e4,
-              # seconds a rank waits for the others under torchrun before the job fails
-              "dist_timeout": 300},
-    "val": {"every": 1, "metric": None, "branch": None, "mode": "max", "snapshot": 4,
-            "show": {"keypoints": "pred_keypoints", "heatmaps": "heatmaps", "target": "target"}},
-    "test": {"checkpoint": "best", "flip": False, "flip_heatmaps": "heatmaps", "flip_encoder": "encoder"},
-}
 
 #: Resolvers a recipe may use in ``${...}`` interpolations. None of them runs code.
 ALLOWED_RESOLVERS = frozenset({"oc.env", "oc.select", "oc.dict.keys", "oc.dict.values"})
@@ -238,7 +197,15 @@ def read_yaml(path: Path) -> DictConfig:
     except OmegaConfBaseException as exc:
         raise RecipeError(_omegaconf_message(exc), file=str(path), path=_full_key(exc)) from None
     _check_safety(config, "", str(path))  # each file by its own name, before anything resolves
+    _migrate(config, str(path))
     return config
+
+
+def _migrate(config: DictConfig, file: str) -> None:
+    """Let plugins move settings of older recipe versions (``kitpose_migrate_recipe``)."""
+    from kitpose.plugins import get_plugin_manager
+
+    get_plugin_manager().call_each("kitpose_migrate_recipe", config=config, file=file)
 
 
 def _at_mark(path: Path, exc: yaml.YAMLError) -> str:
@@ -328,7 +295,7 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = (), *,
                           hint="give the path to a .yaml recipe, e.g. recipes/hrnet_dark.yaml")
     sources: list[str] = []
     own = _load_merged(path, dirs, (), sources)
-    config = merge_layers(OmegaConf.create(DEFAULTS), own)
+    config = merge_layers(OmegaConf.create(defaults()), own)
     recipe = Recipe(config, file=str(path), sources=sources, overrides=list(overrides))
     apply_overrides(recipe, recipe.overrides)
     validate(recipe)
@@ -427,11 +394,12 @@ def validate(recipe: Recipe) -> None:
     if version != SCHEMA_VERSION:
         raise RecipeError(f"schema version {version!r} is not supported", file=recipe.file,
                           path="kitpose", hint=f"this kitpose reads version {SCHEMA_VERSION}")
+    top_level = help_texts(RunSettings)
     for key in config.keys():
-        if key not in TOP_LEVEL:
-            raise RecipeError(f"unknown top-level key '{key}'{suggestion(str(key), TOP_LEVEL)}",
+        if key not in top_level:
+            raise RecipeError(f"unknown top-level key '{key}'{suggestion(str(key), top_level)}",
                               file=recipe.file, path=str(key),
-                              hint="top-level keys are: " + ", ".join(TOP_LEVEL))
+                              hint="top-level keys are: " + ", ".join(top_level))
     _check_safety(config, "", recipe.file)
 
 

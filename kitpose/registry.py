@@ -30,7 +30,7 @@ from kitpose.paths import RunPath, path_problem
 
 KINDS: tuple[str, ...] = (
     "dataset", "transform", "backbone", "head", "encoder", "decoder",
-    "loss", "metric", "monitor", "optimizer", "scheduler",
+    "loss", "metric", "augmentation", "monitor", "optimizer", "scheduler",
 )
 
 
@@ -130,6 +130,8 @@ _SIMPLE: dict[Any, tuple[str, Callable[[Any], bool]]] = {
     int: ("a whole number", lambda v: isinstance(v, int) and not isinstance(v, bool)),
     float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
     str: ("a string", lambda v: isinstance(v, str)),
+    dict: ("a mapping {key: value}", lambda v: isinstance(v, Mapping)),
+    list: ("a list", lambda v: isinstance(v, (list, tuple))),
 }
 
 
@@ -143,7 +145,8 @@ def _parameter_error(what: str, name: str, problem: str, hint: str | None = None
 def _check_value(parameter: inspect.Parameter, value: Any, what: str) -> None:
     """Check ``value`` against the parameter's annotation where it says something simple.
 
-    Understood: ``Literal[...]``, ``int`` / ``float`` / ``bool`` / ``str``, ``RunPath``,
+    Understood: ``Literal[...]``, ``int`` / ``float`` / ``bool`` / ``str``, ``dict[...]`` and
+    ``list[...]`` (the container, not its items), ``RunPath``,
     ``Annotated[T, Range(low, high)]``, and any of these ``| None``. Anything else (a
     ``Sequence[int]``, a union of several types, a string annotation) is not checked.
     """
@@ -161,6 +164,8 @@ def _check_value(parameter: inspect.Parameter, value: Any, what: str) -> None:
     if typing.get_origin(kind) is typing.Annotated:
         kind, *extras = typing.get_args(kind)
         ranges = tuple(e for e in extras if isinstance(e, Range))
+    if typing.get_origin(kind) in (dict, list):  # dict[str, int]: a mapping (its items are not checked)
+        kind = typing.get_origin(kind)
     name = parameter.name
     if kind is RunPath:
         problem = path_problem(value)

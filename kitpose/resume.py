@@ -17,12 +17,11 @@ from typing import Any
 
 from kitpose.errors import RecipeError, RunError
 from kitpose.recipe import Recipe, load_recipe
+from kitpose.settings import safe_on_resume
 
-#: dotted keys (glob patterns) a resumed run may change; anything below them too
-SAFE_ON_RESUME: tuple[str, ...] = (
-    "train.epochs", "train.steps", "train.log_every", "monitors", "device", "runs_dir",
-    "data.*.workers",
-)
+#: dotted keys (glob patterns) a resumed run may change, anything below them too: the
+#: settings the schema marks ``resume=True``
+SAFE_ON_RESUME: tuple[str, ...] = safe_on_resume()
 
 
 @dataclass(frozen=True)

@@ -681,9 +681,10 @@ def monitor_session(folder: Path) -> list[tuple[str, tuple[Any, ...]]]:
     visible[1, 2] = 0
     maps = rng.random((2, 3, 8, 8)).astype(np.float32)
     skeleton = ((0, 1), (1, 2))
-    snapshot = Snapshot(image=rng.random((2, 3, 32, 32)).astype(np.float32), keypoints=keypoints,
-                        visible=visible, predictions={"argmax": keypoints + 1, "dark": keypoints - 0.5},
-                        heatmaps=maps, target_heatmaps=maps[:, :, ::-1].copy(), skeleton=skeleton)
+    batch = {"image": rng.random((2, 3, 32, 32)).astype(np.float32), "keypoints": keypoints,
+             "visible": visible, "heatmaps": maps, "target": maps[:, :, ::-1].copy()}
+    snapshot = Snapshot({"argmax": {**batch, "pred_keypoints": keypoints + 1},
+                         "dark": {**batch, "pred_keypoints": keypoints - 0.5}})
     info = RunInfo(name="check", dir=folder, recipe={"kitpose": 1, "name": "check"}, epochs=2,
                    steps_per_epoch=3, joint_names=("head", "neck", "hip"), skeleton=skeleton)
     losses = [1.0, 0.5, 0.25, float("nan"), float("inf"), 0.1]

@@ -38,7 +38,7 @@ CASES = [
     Case("train-list", "train", ("train=[1]",)),
     Case("node-in-number", "flows.train[0].in", ("flows.train[0].in=5",)),
     Case("transforms-number", "data.train.transforms", ("+data.train.transforms=5",)),
-    Case("val-show-list", "val.show", ("val.show=[1]",)),
+    Case("figures-show-list", "monitors.figures.show", ("+monitors.figures={use: figures, show: [1]}",)),
     # 12. huge values and values run would crash on
     Case("seed-huge", "seed", ("seed=99999999999999999999",), modes=("check", "run")),
     Case("dataset-size-huge", "data.train.dataset.size",
@@ -47,8 +47,9 @@ CASES = [
     Case("model-width-unallocatable", "components.model", ("+components.model.width=1000000000000",),
          modes=("run",)),
     Case("objective-weight-word", "train.objective", yaml="train: {objective: {loss: heavy}}\n"),
-    Case("flip-encoder-without-flip-back", "test.flip_encoder", ("test.flip=true", "test.flip_encoder=loss"),
-         modes=("check", "run")),
+    Case("flip-test-encoder-not-an-entry", "components.tta.encoder",
+         ("+components.tta={use: flip_test, encoder: loss, flip_pairs: mpii}",), modes=("check", "run")),
+    Case("old-flip-setting", "test.flip", yaml="test: {flip: true}\n", modes=("check", "run")),
     Case("nul-byte-in-name", "name", yaml='name: "toy\\0run"\n', modes=("check", "run")),
     # 13. names known before training
     Case("val-branch-typo", "val.branch", ("val.branch=peek",), modes=("check", "run")),

@@ -103,9 +103,25 @@ def test_nothing_to_resume(toy_recipe, tmp_path):
         run_recipe(str(toy_recipe), [], resume=str(tmp_path))
 
 
-def test_flip_test_averages_with_the_encoders_flip_back(toy_recipe, tmp_path):
-    out = run_recipe(str(toy_recipe), ["test.flip=true", "train.epochs=1"], run_dir=str(tmp_path))
-    assert out["peak"]["N"] == 16
+def test_flip_test_is_a_node_of_the_test_flow(toy_recipe, tmp_path):
+    flow = ("+flows.val=[{call: model, in: {image: image}, out: {heatmaps: heatmaps}},"
+            " {call: decoders, in: {heatmaps: heatmaps}, out: {keypoints: pred_hm}},"
+            " {call: encoder.to_image, in: {xy: pred_hm}, out: {result: pred_keypoints}},"
+            " {call: metrics, in: {pred: pred_keypoints, target: keypoints, visible: visible, head_size: head_size}}]")
+    flipped = (flow.replace("+flows.val", "flows.test").replace("{heatmaps: heatmaps}, out: {keypoints",
+                                                                "{heatmaps: flip_heatmaps}, out: {keypoints")
+               .replace("[{call: model, in: {image: image}, out: {heatmaps: heatmaps}},",
+                        "[{call: model, in: {image: image}, out: {heatmaps: heatmaps}}, {call: flip_test,"
+                        " in: {heatmaps: heatmaps}, out: {heatmaps: flip_heatmaps}},"),
+               '+components.flip_test={use: flip_test, encoder: "${components.encoder}", flip_pairs: [[0, 2]]}')
+    plain = run_recipe(str(toy_recipe), ["train.epochs=1", flow], run_dir=str(tmp_path / "plain"))
+    out = run_recipe(str(toy_recipe), ["train.epochs=1", flow, *flipped], run_dir=str(tmp_path / "flip"))
+    def validations(run):
+        lines = (tmp_path / run / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+        return [r["metrics"] for r in map(json.loads, lines) if r["kind"] == "val"]
+
+    assert validations("flip") == validations("plain")  # validation has its own flow, without the flip
+    assert out["peak"]["N"] == 16 and out["peak"]["EPE"] != plain["peak"]["EPE"]
 
 
 def test_ddp_with_two_cpu_processes(toy_recipe, tmp_path):

@@ -29,10 +29,10 @@ def make_snapshot(seed: int, n: int = 4, size: int = 48, joints: int = 6) -> Sna
 
     # normalised input (mean 0, std 1), as a recipe's transforms may leave it
     image = rng.normal(0, 1, (n, 3, size, size)).astype(np.float32)
-    return Snapshot(image=image, keypoints=keypoints, visible=np.ones((n, joints), np.float32),
-                    predictions={b: keypoints + rng.normal(0, 2, keypoints.shape).astype(np.float32)
-                                 for b in DECODERS},
-                    heatmaps=heatmaps(keypoints + 1), target_heatmaps=heatmaps(keypoints), skeleton=SKELETON)
+    batch = {"image": image, "keypoints": keypoints, "visible": np.ones((n, joints), np.float32),
+             "heatmaps": heatmaps(keypoints + 1), "target": heatmaps(keypoints)}
+    return Snapshot({b: {**batch, "pred_keypoints": keypoints + rng.normal(0, 2, keypoints.shape).astype(np.float32)}
+                     for b in DECODERS})
 
 
 def drive(monitor, run_dir: Path, epochs: int = 3, steps_per_epoch: int = 20) -> None:

@@ -108,7 +108,8 @@ def test_override_of_a_missing_section_suggests_the_section(tmp_path):
     ("train.epochs=abc", "train.epochs", "must be a whole number"),
     ("data.train.batch_size=0", "data.train.batch_size", "must be at least 1"),
     ("+data.val.workers=two", "data.val.workers", "must be a whole number"),
-    ("test.flip=maybe", "test.flip", "must be true or false"),
+    ("deterministic=maybe", "deterministic", "must be true or false"),
+    ("val.snapshot=-1", "val.snapshot", "must be at least 0"),
     ("val.mode=best", "val.mode", "must be one of max, min"),
     ("amp=fp32", "amp", "must be one of null, bf16, fp16"),
     ("seed=1.5", "seed", "must be a whole number"),
@@ -127,7 +128,7 @@ def test_run_settings_accept_their_documented_values(toy_recipe):
     from kitpose.plan import check_recipe
 
     plan = check_recipe(str(toy_recipe), ["amp=null", "amp=bf16", "train.steps=null", "train.clip_grad=1",
-                                          "test.flip=true", "val.mode=min", "+data.val.workers=0"])
+                                          "test.checkpoint=last", "val.mode=min", "+data.val.workers=0"])
     assert plan.settings["train"]["clip_grad"] == 1 and plan.splits["val"].workers == 0
 
 

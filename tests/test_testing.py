@@ -342,7 +342,7 @@ class Quiet(Monitor):
 
 class FailsWithoutSnapshot(Monitor):
     def on_epoch(self, epoch, metrics, snapshot=None):
-        snapshot.image.shape
+        snapshot.tensors
 
 
 class FormatsLossAsInt(Monitor):

@@ -153,11 +153,10 @@ def snapshot(seed: int = 0, n: int = 4, size: int = 64, joints: int = 16) -> Sna
         d2 = (xs - centre[..., 0, None, None]) ** 2 + (ys - centre[..., 1, None, None]) ** 2
         return np.exp(-d2 / (2 * 2.0 ** 2)).astype(np.float32)
 
-    return Snapshot(image=rng.random((n, 3, size, size)).astype(np.float32) * 0.4, keypoints=keypoints,
-                    visible=visible,
-                    predictions={b: keypoints + rng.normal(0, 1.5 + i, keypoints.shape).astype(np.float32)
-                                 for i, b in enumerate(DECODERS)},
-                    heatmaps=heatmaps(keypoints + 1.0), target_heatmaps=heatmaps(keypoints), skeleton=SKELETON)
+    batch = {"image": rng.random((n, 3, size, size)).astype(np.float32) * 0.4, "keypoints": keypoints,
+             "visible": visible, "heatmaps": heatmaps(keypoints + 1.0), "target": heatmaps(keypoints)}
+    return Snapshot({b: {**batch, "pred_keypoints": keypoints + rng.normal(0, 1.5 + i, keypoints.shape).astype(np.float32)}
+                     for i, b in enumerate(DECODERS)})
 
 
 TABLE = "| decoder | pckh@0.5 | rmse |\n|---|---:|---:|\n| argmax | 0.81 | 1.50 |\n| dark | 0.87 | 1.10 |"

@@ -32,10 +32,10 @@ def run_info(tmp_path: Path) -> RunInfo:
 def tiny_snapshot() -> Snapshot:
     rng = np.random.default_rng(1)
     kp = rng.uniform(4, 28, (2, 3, 2)).astype(np.float32)
-    return Snapshot(image=rng.random((2, 3, 32, 32)).astype(np.float32), keypoints=kp,
-                    visible=np.ones((2, 3), np.float32), predictions={"dark": kp + 1},
-                    heatmaps=rng.random((2, 3, 8, 8)).astype(np.float32),
-                    target_heatmaps=rng.random((2, 3, 8, 8)).astype(np.float32))
+    return Snapshot({"dark": {"image": rng.random((2, 3, 32, 32)).astype(np.float32), "keypoints": kp,
+                              "visible": np.ones((2, 3), np.float32), "pred_keypoints": kp + 1,
+                              "heatmaps": rng.random((2, 3, 8, 8)).astype(np.float32),
+                              "target": rng.random((2, 3, 8, 8)).astype(np.float32)}})
 
 
 def visdom_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

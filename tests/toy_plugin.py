@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from kitpose import hookimpl
+from kitpose.augmentation import Augmentation
 from kitpose.metric import Metric
 
 
@@ -98,6 +99,24 @@ class Peak:
         return {"keypoints": xy, "scores": scores}
 
 
+class Shift(Augmentation):
+    """A test-time augmentation outside the core: the image and copies rolled by ``pixels``
+    along x; each copy's maps are rolled back and all are averaged."""
+
+    outputs = ("heatmaps",)
+
+    def __init__(self, pixels: tuple = (1,)) -> None:
+        self.pixels = tuple(int(p) for p in pixels)
+
+    def views(self, batch: dict) -> list:
+        return [{}] + [{"image": batch["image"].roll(p, dims=-1)} for p in self.pixels]
+
+    def merge(self, heatmaps: list) -> dict:
+        plain, *rolled = heatmaps
+        back = [maps.roll(-p, dims=-1) for maps, p in zip(rolled, self.pixels)]
+        return {"heatmaps": torch.stack([plain, *back]).mean(0)}
+
+
 class Mse(nn.Module):
     """Weighted heatmap MSE (``nan_at_call`` makes call N return NaN, for tests)."""
 
@@ -172,5 +191,6 @@ def kitpose_register(registry):
     registry.encoder("toy_targets", Targets)
     registry.decoder("toy_peak", Peak)
     registry.loss("toy_mse", Mse)
+    registry.augmentation("toy_shift", Shift)
     registry.metric("toy_distance", Distance)
     registry.monitor("toy_boom", Boom)

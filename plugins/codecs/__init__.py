@@ -4,7 +4,9 @@ Registers the encoders ``gaussian``, ``one_hot``, ``disk``, ``gaussian3d`` and `
 and the decoders ``argmax``, ``standard`` (quarter-offset shift) and ``com`` (centre of mass).
 The package also holds what every heatmap codec shares: the heatmap grid and its conventions
 (``grid``), argument checks (``common``), the encoder base (``encode``), the peak search
-(``peak``, ``patch``) and the flip back-shift (``flip``). The implementations are imported on
+(``peak``, ``patch``) and the flip back-shift (``flip``). It also registers the
+augmentation ``flip_test`` (``flip_test``), which averages the heatmaps of an image and its
+mirror, and moves the flip-test settings of older recipes. The implementations are imported on
 first build, so listing components never imports torch.
 """
 from kitpose import hookimpl
@@ -21,3 +23,12 @@ def kitpose_register(registry):
     registry.decoder("argmax", "kitpose_plugins.codecs.peak:ArgmaxDecoder")
     registry.decoder("standard", "kitpose_plugins.codecs.peak:StandardDecoder")
     registry.decoder("com", "kitpose_plugins.codecs.com:CentreOfMassDecoder")
+
+    registry.augmentation("flip_test", "kitpose_plugins.codecs.flip_test:FlipTest")
+
+
+@hookimpl
+def kitpose_migrate_recipe(config, file):
+    from kitpose_plugins.codecs.flip_test import migrate_flip_settings
+
+    migrate_flip_settings(config, file)

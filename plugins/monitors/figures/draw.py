@@ -27,11 +27,16 @@ _SHIFT = 4  # sub-pixel bits for cv2 drawing
 _DISPLAY = 192  # small images are enlarged to about this many pixels
 
 
-def to_bgr(image: Any) -> np.ndarray:
-    """One image ``[C, H, W]`` or ``[H, W]`` (float in [0, 1], or anything) as BGR uint8 ``[H, W, 3]``.
+def to_bgr(image: Any, *, depth: bool = False) -> np.ndarray:
+    """One image as BGR uint8 ``[H, W, 3]``, the picture that skeletons are drawn on.
 
-    Float images outside [0, 1] (normalised inputs) are stretched to their own range,
-    so they stay visible whatever normalisation the recipe uses.
+    Takes ``[H, W]``, ``[H, W, C]`` or ``[C, H, W]`` (C = 1, 3 or 4, RGB order as kitpose
+    images are; a fourth channel is dropped). uint8 is shown as it is. Other types are
+    intensities: [0, 1] is scaled to [0, 255] (model inputs), and images outside [0, 1]
+    (normalised inputs) are stretched to their own range so they stay visible whatever
+    normalisation the recipe uses; non-finite values count as 0. With ``depth`` (a
+    dataset's samples, where a non-uint8 single-channel image is a depth map) such an
+    image is drawn by :func:`depth_to_grey` instead.
     """
     array = np.asarray(image)
     if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
@@ -42,10 +47,13 @@ def to_bgr(image: Any) -> np.ndarray:
         array = array.astype(np.float32)
         finite = np.isfinite(array)
         array = np.where(finite, array, 0.0)
-        low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
-        if low < 0.0 or high > 1.0:
-            array = (array - low) / max(high - low, 1e-12)
-        array = np.clip(array * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        if depth and array.shape[2] == 1:
+            array = depth_to_grey(array)
+        else:
+            low, high = float(array.min(initial=0.0)), float(array.max(initial=0.0))
+            if low < 0.0 or high > 1.0:
+                array = (array - low) / max(high - low, 1e-12)
+            array = np.clip(array * 255.0 + 0.5, 0, 255).astype(np.uint8)
     channels = array.shape[2]
     if channels == 1:
         return np.ascontiguousarray(np.repeat(array, 3, axis=2))
@@ -53,6 +61,18 @@ def to_bgr(image: Any) -> np.ndarray:
         array = array[:, :, :3]
     # kitpose images are RGB; OpenCV draws in BGR
     return np.ascontiguousarray(array[:, :, ::-1])
+
+
+def depth_to_grey(depth: np.ndarray) -> np.ndarray:
+    """A depth map (0 = no reading) as uint8 grey of the same shape: no reading is black and
+    near is bright, from 40 to 255 between the 1st and 99th percentile of the readings, so
+    a figure stands out from its background whatever the depth units."""
+    valid = depth > 0
+    if not valid.any():
+        return np.zeros(depth.shape, np.uint8)
+    lo, hi = np.percentile(depth[valid], [1, 99])
+    scaled = 1.0 - (depth - lo) / max(float(hi - lo), 1e-6)
+    return np.where(valid, np.clip(40 + 215 * scaled, 0, 255), 0).astype(np.uint8)
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -180,31 +200,35 @@ def _take(array: Any, n: int) -> np.ndarray | None:
     return array[:n] if array.ndim >= 1 else None
 
 
-def snapshot_panels(snapshot: Any, samples: int = 4,
-                    skeleton: Sequence[tuple[int, int]] = ()) -> dict[str, np.ndarray]:
+def snapshot_panels(snapshot: Any, samples: int = 4, skeleton: Sequence[tuple[int, int]] = (),
+                    show: Mapping[str, str | None] | None = None) -> dict[str, np.ndarray]:
     """The pictures of one :class:`kitpose.monitor.Snapshot` as BGR images, by panel.
 
     ``input``: the images; ``target`` and ``heatmaps``: ground-truth and predicted
     heatmaps over the images; ``skeletons``: one row per sample, one column per
-    decoder, ground truth cyan and prediction red. Panels whose data the snapshot
-    lacks are left out.
+    decoder, ground truth cyan and prediction red. ``show`` names the tensors of the
+    three pictures (:data:`~kitpose_plugins.monitors.figures.show.SHOW` by default).
+    Panels whose data the snapshot lacks are left out.
     """
-    images = _take(snapshot.image, samples)
+    from kitpose_plugins.monitors.figures.show import SHOW
+
+    names = {**SHOW, **(show or {})}
+    images = _take(snapshot.get("image"), samples)
     if images is None or images.ndim < 3 or len(images) == 0:
         return {}
     n = len(images)
     bases = [to_bgr(images[i]) for i in range(n)]
     scale = display_scale(*bases[0].shape[:2])
     bases = [enlarge(b, scale) for b in bases]
-    pairs = tuple(tuple(int(v) for v in p) for p in (snapshot.skeleton or skeleton or ()))
+    pairs = tuple(tuple(int(v) for v in p) for p in (skeleton or ()))
     panels = {"input": grid([bases])}
-    for key, attr in (("target", "target_heatmaps"), ("heatmaps", "heatmaps")):
-        maps = _take(getattr(snapshot, attr, None), n)
+    for key in ("target", "heatmaps"):
+        maps = _take(snapshot.get(names[key]) if names[key] else None, n)
         if maps is not None and maps.ndim >= 3 and len(maps) == n:
             panels[key] = grid([[heatmap_overlay(bases[i], maps[i]) for i in range(n)]])
-    keypoints = _take(snapshot.keypoints, n)
-    visible = _take(snapshot.visible, n)
-    predictions: Mapping[str, Any] = snapshot.predictions or {}
+    keypoints = _take(snapshot.get("keypoints"), n)
+    visible = _take(snapshot.get("visible"), n)
+    predictions: Mapping[str, Any] = snapshot.per_branch(names["keypoints"]) if names["keypoints"] else {}
     rows = []
     for i in range(n):
         row = []

@@ -4,7 +4,8 @@ After each validation it writes ``predictions.png`` (a few validation samples, o
 column per decoder, predicted skeleton red, ground truth cyan) and ``heatmaps.png``
 (ground-truth and predicted heatmaps over the images); after each validation and
 at the end, ``curves.png`` (loss parts, learning rate, throughput, and every
-validation metric per decoder). Drawing and writing happen on a background
+validation metric per decoder). ``show`` names the tensors drawn (see
+:mod:`kitpose_plugins.monitors.figures.show`). Drawing and writing happen on a background
 thread; ``close`` waits for the last pictures.
 """
 from __future__ import annotations
@@ -20,6 +21,7 @@ from kitpose.paths import RunPath, run_path
 
 from kitpose_plugins.monitors.figures.guard import LatestJobs, OnceWarner, never_raises
 from kitpose_plugins.monitors.figures.series import Curves, StepFilter
+from kitpose_plugins.monitors.figures.show import show_names
 
 log = logging.getLogger("kitpose.figures")
 
@@ -43,13 +45,14 @@ class FiguresMonitor(Monitor):
 
     def __init__(self, samples: int = 4, every: int = 1, predictions: RunPath = "predictions.png",
                  heatmaps: RunPath = "heatmaps.png", curves: RunPath = "curves.png", dpi: int = 100,
-                 wait: float = 60.0) -> None:
+                 wait: float = 60.0, show: dict[str, str | None] | None = None) -> None:
         if int(samples) < 1:
             raise ParameterError(f"figures: samples must be at least 1, got {samples}")
         if int(every) < 1:
             raise ParameterError(f"figures: every must be at least 1 step, got {every}")
         self.samples = int(samples)
         self.every = int(every)
+        self.show = show_names("figures", show)
         self._keep = StepFilter(self.every)
         self.files = {"predictions": _check_png_name("predictions", predictions),
                       "heatmaps": _check_png_name("heatmaps", heatmaps),
@@ -125,7 +128,7 @@ class FiguresMonitor(Monitor):
         from kitpose_plugins.monitors.figures.curves import write_png
         from kitpose_plugins.monitors.figures.draw import RED, grid, header, snapshot_panels
 
-        panels = snapshot_panels(snapshot, self.samples, self._skeleton)
+        panels = snapshot_panels(snapshot, self.samples, self._skeleton, self.show)
         path = self._target("predictions")
         if path is None or not panels:
             return

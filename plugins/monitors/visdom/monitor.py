@@ -7,7 +7,7 @@ One Visdom env per run, named after the run (``<recipe>-<time>``). Windows:
 - ``validation <metric>`` with one trace per decoder, over epochs;
 - with ``images: true``, after each validation: the input images, ground-truth and
   predicted heatmaps, and skeletons (predicted red, ground truth cyan, one column
-  per decoder) drawn with OpenCV;
+  per decoder) drawn with OpenCV; ``show`` names the tensors drawn, as for ``figures``;
 - a card describing the run, and at the end the results table.
 
 Everything is sent by a background thread (:mod:`kitpose_plugins.monitors.visdom.sender`);
@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from urllib.parse import urlsplit
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from kitpose.monitor import Monitor, RunInfo, Snapshot
 
 from kitpose_plugins.monitors.figures.guard import OnceWarner, never_raises
 from kitpose_plugins.monitors.figures.series import StepFilter
+from kitpose_plugins.monitors.figures.show import show_names
 
 log = logging.getLogger("kitpose.visdom")
 
@@ -74,16 +75,13 @@ def _with_scheme(server: str) -> str:
     return server if "://" in server else "http://" + server
 
 
-def _copy_snapshot(snapshot: Snapshot, samples: int) -> Snapshot:
-    """The first ``samples`` samples, copied: the engine may reuse its arrays."""
-
-    def cut(value: Any) -> Any:
-        return None if value is None else np.array(np.asarray(value)[:samples])
-
-    return Snapshot(image=cut(snapshot.image), keypoints=cut(snapshot.keypoints), visible=cut(snapshot.visible),
-                    predictions={str(k): cut(v) for k, v in (snapshot.predictions or {}).items()},
-                    heatmaps=cut(snapshot.heatmaps), target_heatmaps=cut(snapshot.target_heatmaps),
-                    skeleton=tuple(snapshot.skeleton or ()))
+def _copy_snapshot(snapshot: Snapshot, samples: int, names: Iterable[str]) -> Snapshot:
+    """The first ``samples`` samples of the tensors ``names``, copied: the engine may reuse
+    its arrays, and the sender thread needs nothing else."""
+    wanted = set(names)
+    return Snapshot({branch: {name: np.array(np.asarray(value)[:samples]) for name, value in env.items()
+                              if name in wanted}
+                     for branch, env in snapshot.tensors.items()})
 
 
 class VisdomMonitor(Monitor):
@@ -95,7 +93,8 @@ class VisdomMonitor(Monitor):
 
     def __init__(self, server: str = "http://127.0.0.1", port: int = 8097, env: str | None = None,
                  every: int = 1, images: bool = True, samples: int = 4, interval: float = 1.0,
-                 timeout: float = 5.0, base_url: str = "/", log_loss: bool = True) -> None:
+                 timeout: float = 5.0, base_url: str = "/", log_loss: bool = True,
+                 show: dict[str, str | None] | None = None) -> None:
         if not isinstance(server, str) or not server.strip():
             raise ParameterError(f"visdom: server must be a host or URL, got {server!r}",
                                  hint="e.g. server: http://127.0.0.1")
@@ -129,6 +128,7 @@ class VisdomMonitor(Monitor):
         self.timeout = float(timeout)
         self.base_url = base_url.rstrip("/") or "/"
         self.log_loss = bool(log_loss)
+        self.show = show_names("visdom", show)
         self.address = _address(self.server, self.port)
         self._warn = OnceWarner(log)
         self._sender: Any = None
@@ -166,7 +166,7 @@ class VisdomMonitor(Monitor):
         self._sender.add_epoch(epoch, {str(b): {str(m): float(v) for m, v in row.items()}
                                        for b, row in metrics.items()})
         if self.images and snapshot is not None:
-            self._sender.show("images", (epoch, _copy_snapshot(snapshot, self.samples)))
+            self._sender.show("images", (epoch, _copy_snapshot(snapshot, self.samples, self._drawn())))
 
     @never_raises
     def on_end(self, results: Mapping[str, Mapping[str, float]], table: str) -> None:
@@ -218,13 +218,17 @@ class VisdomMonitor(Monitor):
         if self._sender is not None:
             self._sender.show(key, Panel(window_id(key), "text", html, title))
 
+    def _drawn(self) -> list[str]:
+        """The tensors the image panels draw: the batch's own and those ``show`` names."""
+        return ["image", "keypoints", "visible", *(name for name in self.show.values() if name)]
+
     def _render(self, item: tuple[int, Snapshot]) -> list[Any]:
         """Draw a snapshot's image panels (runs on the sender thread)."""
         from kitpose_plugins.monitors.figures.draw import limit_size, snapshot_panels, to_rgb
         from kitpose_plugins.monitors.visdom.panels import Panel, window_id
 
         epoch, snapshot = item
-        panels = snapshot_panels(snapshot, self.samples, self._skeleton)
+        panels = snapshot_panels(snapshot, self.samples, self._skeleton, self.show)
         return [Panel(window_id(name), "image", to_rgb(limit_size(image, 960)), _PANEL_TITLES[name],
                       caption=f"epoch {epoch}")
                 for name, image in panels.items()]
