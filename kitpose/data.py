@@ -26,7 +26,7 @@ import multiprocessing
 import sys
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -34,7 +34,7 @@ import numpy as np
 import toolz
 
 from kitpose.components import ComponentSpec, declared, parse_spec
-from kitpose.errors import RecipeError, suggestion
+from kitpose.errors import RecipeError
 from kitpose.recipe import Recipe
 from kitpose.registry import Registry
 from kitpose.settings import SplitSettings, check_section, defaults, unknown_key

@@ -60,3 +60,16 @@ def test_overrides_after_options(cli, toy_recipe, tmp_path):
     assert "epochs: 1" in (tmp_path / "r" / "recipe.yaml").read_text()
     bad = cli("list", "--filter", "x", "--nope")
     assert bad.returncode == 2 and "unrecognized arguments: --nope" in bad.stderr
+
+
+def test_show_settings_lists_every_run_setting_from_the_schema(cli):
+    from kitpose.settings import TrainSettings, defaults
+
+    shown = cli("show", "--settings")
+    assert shown.returncode == 0, shown.stderr
+    rows = {line.split()[0]: line for line in shown.stdout.splitlines()}
+    assert "passes over the training data" in rows["train.epochs"]
+    assert rows["train.epochs"].split()[1] == str(defaults(TrainSettings)["epochs"])
+    assert {"seed", "val.metric", "test.checkpoint", "data.SPLIT.batch_size"} <= set(rows)
+    missing = cli("show")
+    assert missing.returncode == 2 and "no recipe given" in missing.stderr

@@ -73,13 +73,13 @@ class FlipTest(Augmentation):
         return {"heatmaps": (plain + self.encoder.flip_back(mirrored, self.flip_pairs)) / 2}
 
 
-#: the flip-test settings of kitpose 0.1, now the ``flip_test`` augmentation
+#: the flip-test settings of older recipes, now the ``flip_test`` augmentation
 OLD_SETTINGS = ("flip", "flip_heatmaps", "flip_encoder")
 
 
 def migrate_flip_settings(config: Any, file: str) -> None:
     """Drop ``test.flip`` (false), ``test.flip_heatmaps`` and ``test.flip_encoder`` from an
-    older recipe (every run directory of kitpose 0.1 holds them); ``test.flip: true`` cannot
+    older recipe (every run directory made before ``flip_test`` holds them); ``test.flip: true`` cannot
     be moved by itself (the test flow must call ``flip_test``) and is refused with a hint."""
     test = config.get("test") if hasattr(config, "get") else None
     if not hasattr(test, "keys"):

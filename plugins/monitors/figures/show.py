@@ -38,7 +38,7 @@ def show_names(monitor: str, show: Mapping[str, Any] | None) -> dict[str, str | 
 
 
 def migrate_show_setting(config: Any, file: str) -> None:
-    """``val.show`` of kitpose 0.1 became the ``show`` parameter of the figures and Visdom
+    """``val.show`` of older recipes became the ``show`` parameter of the figures and Visdom
     monitors: the names that differ from the defaults move to ``monitors.figures.show``
     (and ``monitors.visdom.show`` when the recipe has one); the rest is dropped."""
     val = config.get("val") if hasattr(config, "get") else None
