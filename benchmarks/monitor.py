@@ -82,9 +82,10 @@ def model() -> nn.Module:
 def snapshot(images: torch.Tensor, heatmaps: torch.Tensor, target: torch.Tensor) -> Snapshot:
     rng = np.random.default_rng(0)
     keypoints = rng.uniform(4, SIZE - 4, (4, JOINTS, 2)).astype(np.float32)
-    return Snapshot(image=images[:4].numpy(), keypoints=keypoints, visible=np.ones((4, JOINTS), np.float32),
-                    predictions={"argmax": keypoints + 1, "dark": keypoints + 0.5},
-                    heatmaps=heatmaps[:4].detach().numpy(), target_heatmaps=target[:4].numpy(), skeleton=SKELETON)
+    batch = {"image": images[:4].numpy(), "keypoints": keypoints, "visible": np.ones((4, JOINTS), np.float32),
+             "heatmaps": heatmaps[:4].detach().numpy(), "target": target[:4].numpy()}
+    return Snapshot({"argmax": {**batch, "pred_keypoints": keypoints + 1},
+                     "dark": {**batch, "pred_keypoints": keypoints + 0.5}})
 
 
 def train(net: nn.Module, steps: int, monitor: Monitor | None, first_step: int, epoch_every: int) -> float:

@@ -16,6 +16,8 @@ from kitpose.errors import KitposeError, RecipeError
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: commands that only print: a reader that stops early (``| head``) is no failure
+LISTINGS = frozenset({"show", "list", "plugins", "check"})
 
 
 def _add_recipe_args(parser: argparse.ArgumentParser, *, optional: bool = False) -> None:
@@ -217,9 +219,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt as exc:
         print(f"kitpose: {str(exc) or 'interrupted'}", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `kitpose list | head`: the reader has all it wants
+    except BrokenPipeError:  # `kitpose list | head`: the reader may have all it wants
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        return 0
+        listing = argv[:1] and argv[0] in LISTINGS
+        if not listing:
+            print("kitpose: error: the output was closed before the command finished", file=sys.stderr)
+        return 0 if listing else 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -116,6 +116,27 @@ def parse_spec(node: Any, path: str, registry: Registry, *, kind: str | None = N
     return ComponentSpec(key or path.rsplit(".", 1)[-1], given_kind, name, params, path, file)
 
 
+def build_inner(spec: Any, kind: str, owner: str, param: str) -> Any:
+    """Build a component given as a parameter of another (``multi_stage``'s ``loss``,
+    ``flip_test``'s ``encoder``): ``"name"`` or ``{use: name, ...params}``, parsed as any
+    recipe component is. A mistake is reported as one in the owner's ``param``."""
+    from kitpose.plugins import get_registry
+
+    if not is_spec(spec):
+        error = ComponentError(f"{owner}: '{param}' must be a {kind} name or {{use: NAME, ...}}, not {spec!r:.60}",
+                               hint=f"write {param}: {{use: NAME, ...}}")
+        error.param = param  # type: ignore[attr-defined]
+        raise error
+    registry = get_registry()
+    try:
+        return parse_spec(spec, param, registry, kind=kind).build(registry)
+    except KitposeError as exc:  # say that the mistake is inside the inner component
+        cls = ComponentError if isinstance(exc, RecipeError) else type(exc)
+        error = cls(f"{owner}'s {param}: {exc.message}", hint=exc.hint)
+        error.param = param  # type: ignore[attr-defined]  # recipe path: <component>.<param>
+        raise error from exc
+
+
 def infer_kind(name: str, registry: Registry, *, file: str, path: str) -> str:
     """The kind of a registered name, or an error suggesting the nearest one."""
     entries = registry.find(name)

@@ -42,6 +42,8 @@ from kitpose.settings import SplitSettings, check_section, defaults, unknown_key
 SPLITS = ("train", "val", "test")
 #: what every dataset returns, declared or not
 BASE_KEYS = frozenset({"image", "keypoints", "visible"})
+
+
 @dataclass
 class SplitSpec:
     """The checked ``data.SPLIT`` section of a recipe."""

@@ -623,7 +623,7 @@ class Run:
                 autocast = torch.autocast("cuda", dtype=self.amp) if self.amp else nullcontext()
                 with autocast:
                     branches = runner(batch)
-                if snapshot is None and self.main:
+                if snapshot is None and self.main and stage == "val":  # monitors see validation only
                     snapshot = self._snapshot(branches)
             metrics = runner.compute()
         finally:

@@ -313,14 +313,16 @@ class FlowRunner:
     def _augment(self, node: Node, member: str | None, augmentation: Any,
                  env: Mapping[str, Any]) -> dict[str, Any]:
         """Compute the node's inputs on every view of ``env`` and merge them."""
-        views = self._guarded(node, member, {}, lambda: list(augmentation.views(env)))
+        views = self._guarded(node, member, {}, lambda: _checked_views(augmentation.views(env), env))
         per_view: dict[str, list[Any]] = {arg: [] for arg in node.inputs}
         for view in views:
             seen = dict(env)
             if view:
                 seen.update(view)
                 changed = set(view)
-                for up in node.upstream:  # only what reads a replaced tensor runs again
+                # only what reads a replaced tensor runs again (and its outputs then replace
+                # what the view may have put in their place)
+                for up in node.upstream:
                     if changed.isdisjoint(up.inputs.values()):
                         continue
                     result = self._call(up, None, seen)
@@ -378,6 +380,21 @@ class FlowRunner:
                 row.update({k: float(v) for k, v in metric.compute().items()})
             out[branch or "output"] = row
         return out
+
+
+def _checked_views(views: Any, env: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """An augmentation's views, refused unless each replaces tensors the batch has."""
+    views = list(views) if isinstance(views, (list, tuple)) else views
+    if not isinstance(views, list) or not views:
+        raise ValueError(f"views() must return a non-empty list of mappings, not {views!r:.80}")
+    for view in views:
+        if not isinstance(view, Mapping):
+            raise ValueError(f"each view must be a mapping {{tensor: new value}}, not {type(view).__name__}")
+        unknown = [str(key) for key in view if key not in env]
+        if unknown:
+            raise ValueError(f"a view replaces '{unknown[0]}', which the flow does not hold here "
+                             f"(it holds: {', '.join(sorted(map(str, env)))})")
+    return views
 
 
 def _shape(value: Any) -> str:

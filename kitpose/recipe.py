@@ -20,7 +20,7 @@ from omegaconf.errors import GrammarParseError, OmegaConfBaseException
 from omegaconf.grammar.gen.OmegaConfGrammarParser import OmegaConfGrammarParser
 
 from kitpose.errors import OverrideError, RecipeError, suggestion
-from kitpose.settings import RunSettings, defaults, help_texts
+from kitpose.settings import RETIRED, RunSettings, defaults, help_texts
 
 SCHEMA_VERSION = 1
 
@@ -201,11 +201,28 @@ def read_yaml(path: Path) -> DictConfig:
     return config
 
 
+def file_section(config: DictConfig, key: str) -> DictConfig | None:
+    """The mapping at top-level ``key`` of one recipe file, for ``kitpose_migrate_recipe``
+    hooks: None when absent, null, or an interpolation (only the merged recipe resolves it)."""
+    if key not in config or OmegaConf.is_interpolation(config, key):
+        return None
+    node = config._get_node(key)
+    return node if isinstance(node, DictConfig) and not node._is_none() else None
+
+
 def _migrate(config: DictConfig, file: str) -> None:
-    """Let plugins move settings of older recipe versions (``kitpose_migrate_recipe``)."""
+    """Let plugins move settings of older recipe versions (``kitpose_migrate_recipe``), then
+    drop the :data:`~kitpose.settings.RETIRED` ones left."""
     from kitpose.plugins import get_plugin_manager
 
     get_plugin_manager().call_each("kitpose_migrate_recipe", config=config, file=file)
+    for key in RETIRED:
+        name, _, leaf = key.rpartition(".")
+        section = file_section(config, name)
+        if section is not None and leaf in section:
+            del section[leaf]
+            if not section:
+                del config[name]
 
 
 def _at_mark(path: Path, exc: yaml.YAMLError) -> str:

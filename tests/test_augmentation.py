@@ -104,13 +104,37 @@ def test_older_recipes_are_migrated(tmp_path, toy_recipe):
     old = tmp_path / "old.yaml"
     old.write_text(text + "test: {checkpoint: best, flip: false, flip_heatmaps: heatmaps, flip_encoder: encoder}\n",
                    encoding="utf-8")
+    assert load_recipe(old).select("test") == {"checkpoint": "best"}
+
+
+def test_an_older_flip_test_in_one_file_becomes_the_flip_test_node(tmp_path, toy_recipe):
+    """A run directory's recipe.yaml holds everything: its flip test is rewritten, not refused."""
+    old = tmp_path / "recipe.yaml"
+    old.write_text(toy_recipe.read_text(encoding="utf-8") + "test: {flip: true}\n", encoding="utf-8")
     recipe = load_recipe(old)
-    assert dict(recipe.select("test")) == {"checkpoint": "best"}
-    flipped = tmp_path / "flipped.yaml"
-    flipped.write_text(text + "test: {flip: true}\n", encoding="utf-8")
+    assert recipe.select("components.flip_test") == {
+        "use": "flip_test", "encoder": recipe.select("components.encoder"), "flip_pairs": [[0, 2]]}
+    assert recipe.select("flows.val") == load_recipe(toy_recipe).select("flows.test")  # validation: no flip
+    test_flow = recipe.select("flows.test")
+    assert {"call": "flip_test", "in": {"heatmaps": "heatmaps"}, "out": {"heatmaps": "flip_heatmaps"}} in test_flow
+    assert test_flow[0]["in"] == {"image": "image"} and test_flow[2]["in"] == {"heatmaps": "flip_heatmaps"}
+    assert recipe.select("test") == {"checkpoint": "best"}
+    check_recipe(str(old))
+
+
+def test_an_older_flip_test_spread_over_files_is_refused_with_a_hint(tmp_path, toy_recipe):
+    child = tmp_path / "child.yaml"
+    child.write_text(f"kitpose: 1\nextends: [{toy_recipe}]\ntest: {{flip: true}}\n", encoding="utf-8")
     with pytest.raises(RecipeError, match="flip_test") as info:
-        load_recipe(flipped)
-    assert info.value.path == "test.flip" and str(flipped) in info.value.file
+        load_recipe(child)
+    assert info.value.path == "test.flip" and str(child) in info.value.file and "flows.val" in info.value.hint
+
+
+def test_a_section_written_as_an_interpolation_is_left_to_the_merged_recipe(tmp_path, toy_recipe):
+    child = tmp_path / "child.yaml"
+    child.write_text(f"kitpose: 1\nextends: [{toy_recipe}]\nval: ${{vars.val}}\n", encoding="utf-8")
+    recipe = load_recipe(child, ["+vars.val={every: 1, metric: EPE, mode: min, branch: peak}"])
+    assert recipe.select("val.metric") == "EPE"
 
 
 def test_val_show_moves_to_the_monitors(tmp_path, toy_recipe):
@@ -122,3 +146,45 @@ def test_val_show_moves_to_the_monitors(tmp_path, toy_recipe):
     assert "show" not in recipe.select("val")
     assert recipe.select("monitors.figures") == {"use": "figures", "show": {"keypoints": "pred_uvz"}}
     check_recipe(str(old))
+
+
+class NoViews:
+    outputs = ("heatmaps",)
+
+    def __init__(self, views):
+        self._views = views
+
+    def views(self, batch):
+        return self._views
+
+    def merge(self, heatmaps):
+        return {"heatmaps": heatmaps[0]}
+
+
+@pytest.mark.parametrize("views, message", [
+    ([], "non-empty list"),
+    ([None], "must be a mapping"),
+    ([{"imgae": 0}], "replaces 'imgae'"),
+])
+def test_views_that_replace_nothing_the_flow_holds_are_one_line_errors(toy_recipe, registry, views, message):
+    from kitpose.errors import RunError
+
+    plan = check_recipe(str(toy_recipe), ["+components.tta={use: toy_shift}", SHIFT_FLOW])
+    objects = {"model": registry.build("backbone", "toy_net"), "tta": NoViews(views),
+               "encoder": registry.build("encoder", "toy_targets"),
+               "decoders": {"peak": registry.build("decoder", "toy_peak"),
+                            "shifted": registry.build("decoder", "toy_peak", offset=0.5)}}
+    with pytest.raises(RunError, match=message) as info:
+        FlowRunner(plan.flows["test"], objects, lambda *_: registry.build("metric", "toy_distance"))(batch())
+    assert info.value.path == "flows.test[1]" and "\n" not in str(info.value)
+
+
+def test_val_show_goes_to_every_drawing_monitor_of_the_file(tmp_path, toy_recipe):
+    text = toy_recipe.read_text(encoding="utf-8").replace(
+        "  branch: peak\n", "  branch: peak\n  show: {keypoints: pred_uvz}\n").replace(
+        "  jsonl: {use: jsonl}\n", "  jsonl: {use: jsonl}\n  pictures: {use: figures}\n")
+    old = tmp_path / "old.yaml"
+    old.write_text(text, encoding="utf-8")
+    monitors = load_recipe(old).select("monitors")
+    assert monitors["pictures"] == {"use": "figures", "show": {"keypoints": "pred_uvz"}}
+    assert "figures" not in monitors  # no second figures monitor writing the same files

@@ -6,8 +6,8 @@ The package also holds what every heatmap codec shares: the heatmap grid and its
 (``grid``), argument checks (``common``), the encoder base (``encode``), the peak search
 (``peak``, ``patch``) and the flip back-shift (``flip``). It also registers the
 augmentation ``flip_test`` (``flip_test``), which averages the heatmaps of an image and its
-mirror, and moves the flip-test settings of older recipes. The implementations are imported on
-first build, so listing components never imports torch.
+mirror, and moves the flip-test settings of older recipes (``migrate``). The
+implementations are imported on first build, so listing components never imports torch.
 """
 from kitpose import hookimpl
 
@@ -29,6 +29,6 @@ def kitpose_register(registry):
 
 @hookimpl
 def kitpose_migrate_recipe(config, file):
-    from kitpose_plugins.codecs.flip_test import migrate_flip_settings
+    from kitpose_plugins.codecs.migrate import migrate_flip_settings
 
     migrate_flip_settings(config, file)

@@ -14,26 +14,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-import kitpose
-from kitpose.components import is_spec, parse_spec
-from kitpose.errors import ComponentError, KitposeError, RecipeError
+from kitpose.components import build_inner
+from kitpose.errors import ComponentError
 
 
 def _inner(loss: Any) -> Any:
-    """Build the wrapped loss from ``"name"`` or ``{use: name, **params}``, parsed as any recipe
-    component is (:func:`kitpose.components.parse_spec`); a mistake is reported as one in
-    multi_stage's ``loss`` parameter."""
-    if not is_spec(loss):
-        raise ComponentError("multi_stage: 'loss' must be a loss name or {use: NAME, ...}",
-                             hint="write loss: {use: heatmap_mse}")
-    registry = kitpose.get_registry()
-    try:
-        return parse_spec(loss, "loss", registry, kind="loss").build(registry)
-    except KitposeError as exc:  # say that the mistake is inside the wrapped loss
-        cls = ComponentError if isinstance(exc, RecipeError) else type(exc)
-        error = cls(f"multi_stage's loss: {exc.message}", hint=exc.hint)
-        error.param = "loss"  # type: ignore[attr-defined]  # recipe path: <component>.loss
-        raise error from exc
+    """Build the wrapped loss from ``"name"`` or ``{use: name, **params}``."""
+    return build_inner(loss, "loss", "multi_stage", "loss")
 
 
 class MultiStage(nn.Module):

@@ -14,7 +14,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from kitpose.errors import ParameterError, RecipeError, suggestion
+from kitpose.recipe import file_section
 
 #: picture -> the tensor it shows, unless the recipe says otherwise
 SHOW: dict[str, str | None] = {"keypoints": "pred_keypoints", "heatmaps": "heatmaps", "target": "target"}
@@ -39,28 +42,36 @@ def show_names(monitor: str, show: Mapping[str, Any] | None) -> dict[str, str | 
 
 def migrate_show_setting(config: Any, file: str) -> None:
     """``val.show`` of older recipes became the ``show`` parameter of the figures and Visdom
-    monitors: the names that differ from the defaults move to ``monitors.figures.show``
-    (and ``monitors.visdom.show`` when the recipe has one); the rest is dropped."""
-    val = config.get("val") if hasattr(config, "get") else None
-    if not hasattr(val, "keys") or "show" not in val:
+    monitors. A run directory's ``recipe.yaml`` holds the old defaults: only the names that
+    differ move. A file that extends others moves every name it gives (a base may have
+    changed it). They go to every ``figures`` and ``visdom`` monitor of the file without a
+    ``show``, or to a new ``figures`` entry when the file has none."""
+    val = file_section(config, "val")
+    if val is None or "show" not in val:
         return
-    show = val._get_node("show")._value()
-    if not hasattr(show, "items"):
-        raise RecipeError("val.show is no longer a setting: pictures are chosen by the monitors",
+    node = val._get_node("show")
+    show = None if node._is_none() else node._value()
+    if show is not None and not hasattr(show, "items"):
+        raise RecipeError("val.show is no longer a setting: the monitors choose what they draw",
                           file=file, path="val.show",
                           hint="write monitors: {figures: {use: figures, show: {keypoints: TENSOR}}}")
-    changed = {str(k): v for k, v in show.items() if SHOW.get(str(k), object()) != v}
+    given = OmegaConf.to_container(node, resolve=False) if show is not None else {}
+    moved = given if "extends" in config else {k: v for k, v in given.items() if SHOW.get(str(k), object()) != v}
     del val["show"]
     if not val:
         del config["val"]
-    if not changed:
+    if not moved:
         return
-    if config.get("monitors") is None:
+    if file_section(config, "monitors") is None and "monitors" not in config:
         config["monitors"] = {}
-    monitors = config["monitors"]
-    if "figures" not in monitors:
+    monitors = file_section(config, "monitors")
+    if monitors is None:
+        return  # monitors written as an interpolation: leave the pictures at their defaults
+    drawing = [key for key in monitors if hasattr(monitors.get(key), "keys")
+               and monitors[key].get("use") in ("figures", "visdom")]
+    if not any(monitors[key].get("use") == "figures" for key in drawing) and "figures" not in monitors:
         monitors["figures"] = {"use": "figures"}
-    for key in ("figures", "visdom"):
-        entry = monitors.get(key)
-        if hasattr(entry, "keys") and entry.get("use") == key and "show" not in entry:
-            entry["show"] = changed
+        drawing.append("figures")
+    for key in drawing:
+        if "show" not in monitors[key]:
+            monitors[key]["show"] = moved
