@@ -188,3 +188,33 @@ def test_val_show_goes_to_every_drawing_monitor_of_the_file(tmp_path, toy_recipe
     monitors = load_recipe(old).select("monitors")
     assert monitors["pictures"] == {"use": "figures", "show": {"keypoints": "pred_uvz"}}
     assert "figures" not in monitors  # no second figures monitor writing the same files
+
+
+def mmpose_flip_back(maps, pairs, shift_heatmap):
+    """mmpose's documented flip test, joint by joint: mirror, swap the pairs, and with
+    ``shift_heatmap`` move the maps one column right, keeping the first column."""
+    out = maps.clone()
+    for k in range(maps.shape[1]):
+        source = next((b for a, b in pairs if a == k), next((a for a, b in pairs if b == k), k))
+        out[:, k] = maps[:, source].flip(-1)
+    if shift_heatmap:
+        out[..., 1:] = out[..., :-1].clone()
+    return out
+
+
+@pytest.mark.parametrize("shift, mmpose_shift", [("one_cell", True), ("none", False)])
+def test_flip_test_shift_conventions_follow_their_references(shift, mmpose_shift, registry):
+    pairs = [[1, 2], [3, 4]]
+    flip = registry.build("augmentation", "flip_test", encoder={"use": "gaussian", "stride": 4},
+                          flip_pairs=pairs, shift=shift)
+    maps = torch.rand(2, 5, 16, 12, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(flip.back(maps), mmpose_flip_back(maps, pairs, mmpose_shift))
+
+
+def test_flip_test_exact_shift_is_the_encoders_flip_back(registry):
+    flip = registry.build("augmentation", "flip_test", encoder={"use": "gaussian", "stride": 4},
+                          flip_pairs=[[1, 2]])
+    maps = torch.rand(2, 3, 16, 12, generator=torch.Generator().manual_seed(0))
+    encoder = registry.build("encoder", "gaussian", stride=4)
+    assert torch.equal(flip.back(maps), encoder.flip_back(maps, [[1, 2]]))
+    assert not torch.allclose(flip.back(maps), mmpose_flip_back(maps, [[1, 2]], False))  # 0.75 cells apart

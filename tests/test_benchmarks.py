@@ -41,3 +41,13 @@ def test_benchmark_runs_and_matches_its_reference(script, names, tolerance):
     for name, (ratio, diff) in found.items():
         assert ratio > 0, name
         assert diff <= tolerance, (name, diff)
+
+
+def test_dark_step_measurement_runs_and_the_uncapped_step_is_the_reference():
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "dark_step.py"), "--batch", "2",
+                             "--joints", "4"], env=kitpose_env(), capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = [line.split("|")[1].split() for line in result.stdout.splitlines() if "|" in line][1:]
+    assert len(table) == 20
+    assert all(free == reference for _, free, reference in table)  # no cap: DarkPose's numbers
+    assert "mean over every row" in result.stdout

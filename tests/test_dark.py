@@ -151,8 +151,31 @@ def test_gaussfit_under_noise():
     assert error.mean() < 0.03
 
 
+def test_without_a_cap_dark_steps_as_far_as_the_reference_where_h_is_a_maximum():
+    maps = two_peaked()
+    free = decoder("dark", max_step=None)(heatmaps=maps)["keypoints"]
+    argmax = decoder("argmax")(heatmaps=maps)["keypoints"]
+    reference = torch.from_numpy(reference_dark(maps.numpy(), 11))
+    far = (reference - argmax).norm(dim=-1) > 1.2  # where the default cap cuts the step
+    assert far.sum() > 10 and ((free - reference).norm(dim=-1) < 1e-4).all()
+    capped = decoder("dark")(heatmaps=maps)["keypoints"]
+    assert ((capped - reference).norm(dim=-1)[far] > 0.2).all()
+    half = decoder("dark", max_step=0.5)(heatmaps=maps)["keypoints"]
+    assert (half - argmax).norm(dim=-1).max() <= 0.5 + 1e-9
+
+
+def test_no_cap_is_closer_under_heavy_noise():
+    """The trade-off docs/codecs.md measures: noise moves the argmax, the step must come back."""
+    maps, cells = targets(batch=16, sigma=3.0, seed=3)
+    noisy = maps + 0.1 * torch.randn(maps.shape, generator=torch.Generator().manual_seed(4), dtype=maps.dtype)
+    error = {cap: (decoder("dark", max_step=cap)(heatmaps=noisy)["keypoints"] - cells).norm(dim=-1).mean()
+             for cap in (1.0, None)}
+    assert error[None] < error[1.0]
+
+
 # -- parameters and shapes -----------------------------------------------------------------------------------
 @pytest.mark.parametrize("name,params", [("dark", {"blur_kernel": 4}), ("dark", {"blur_kernel": 0}),
+                                         ("dark", {"max_step": 0}), ("dark", {"max_step": "far"}),
                                          ("gaussfit", {"window": 0})])
 def test_bad_parameters(name, params):
     with pytest.raises(ComponentError, match=next(iter(params))):

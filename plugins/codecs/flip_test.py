@@ -18,13 +18,14 @@ averaged with the plain ones.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
 from kitpose.augmentation import Augmentation
 from kitpose.components import build_inner
 from kitpose.errors import ParameterError
+from kitpose_plugins.codecs.flip import flip_back
 from kitpose_plugins.data.joints import resolve_pairs
 
 
@@ -34,12 +35,17 @@ class FlipTest(Augmentation):
     ``encoder``: the encoder's recipe entry, whose ``flip_back`` aligns the mirror's maps;
     ``flip_pairs``: the left/right joint pairs (a joint-set name such as ``coco`` or
     ``mpii``, or ``[[left, right], ...]``); ``image``: the batch entry that is mirrored.
+    ``shift``: how the mirrored maps are moved back into line. ``exact`` (the default) is
+    the encoder's own ``flip_back``, with its convention's sub-pixel shift (0.75 cells for
+    MSRA maps at stride 4, none for UDP). ``one_cell`` moves them one cell towards +x,
+    keeping the first column, as mmpose's ``shift_heatmap``. ``none`` mirrors and swaps
+    the joints only, as DarkPose's code does.
     """
 
     outputs = ("heatmaps",)
 
     def __init__(self, encoder: str | dict[str, Any], flip_pairs: str | Sequence[Sequence[int]],
-                 image: str = "image") -> None:
+                 image: str = "image", shift: Literal["exact", "one_cell", "none"] = "exact") -> None:
         self.encoder = build_inner(encoder, "encoder", "flip_test", "encoder")
         if not callable(getattr(self.encoder, "flip_back", None)):
             error = ParameterError(f"flip_test: encoder '{type(self.encoder).__name__}' has no flip_back",
@@ -48,6 +54,7 @@ class FlipTest(Augmentation):
             raise error
         self.flip_pairs = resolve_pairs(flip_pairs)
         self.image = str(image)
+        self.shift = shift
 
     def views(self, batch: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The batch as it is, and with its image mirrored along x."""
@@ -59,4 +66,13 @@ class FlipTest(Augmentation):
     def merge(self, heatmaps: list[torch.Tensor]) -> dict[str, torch.Tensor]:
         """The plain heatmaps averaged with the mirror's, flipped back."""
         plain, mirrored = heatmaps
-        return {"heatmaps": (plain + self.encoder.flip_back(mirrored, self.flip_pairs)) / 2}
+        return {"heatmaps": (plain + self.back(mirrored)) / 2}
+
+    def back(self, mirrored: torch.Tensor) -> torch.Tensor:
+        """Maps predicted on the mirrored image, aligned with the original by ``shift``."""
+        if self.shift == "exact":
+            return self.encoder.flip_back(mirrored, self.flip_pairs)
+        unshifted = flip_back("flip_test", mirrored, self.flip_pairs, 0.0)
+        if self.shift == "none":
+            return unshifted
+        return torch.cat([unshifted[..., :1], unshifted[..., :-1]], dim=-1)

@@ -13,14 +13,15 @@ Two things differ, on purpose:
   global one, which only matters below the 1e-10 floor).
 - The reference steps whenever ``det H != 0`` and so can jump more than a pixel on
   two-peaked or flat-topped maps. Here the step is taken only where H is negative definite
-  (a real maximum) and the five-cell stencil lies on the map, and it is capped at 1 cell;
+  (a real maximum) and the five-cell stencil lies on the map, and by default it is capped
+  at 1 cell (``max_step``; ``null`` steps as far as Newton says, as the references do);
   elsewhere the result is the ``standard`` quarter-cell estimate.
 """
 from __future__ import annotations
 
 import torch
 
-from kitpose_plugins.codecs.common import coordinate_dtype, positive_int
+from kitpose_plugins.codecs.common import coordinate_dtype, positive, positive_int
 from kitpose_plugins.codecs.patch import gather_window
 from kitpose_plugins.codecs.peak import PeakDecoder, quarter_offsets
 
@@ -100,17 +101,20 @@ def cap_length(offsets: torch.Tensor, limit: float = 1.0) -> torch.Tensor:
 
 
 class DarkDecoder(PeakDecoder):
-    """DARK sub-pixel decoding: blur, log, one Newton step; never more than 1 cell off the argmax.
+    """DARK sub-pixel decoding: blur, log, one Newton step (at most ``max_step`` cells).
 
     ``blur_kernel``: odd size of OpenCV's Gaussian blur (11 for 64x48 maps, 3 for 32x24).
-    Where H is not a maximum or the stencil leaves the map, falls back to ``standard``.
+    ``max_step``: the longest Newton step in cells (``null``: no cap, as DarkPose and mmpose;
+    docs/codecs.md has the measurement behind the default). Where H is not a maximum or
+    the stencil leaves the map, falls back to ``standard``.
     """
 
     label = "decoder 'dark'"
     spatial = (2,)
 
-    def __init__(self, blur_kernel: int = 11) -> None:
+    def __init__(self, blur_kernel: int = 11, max_step: float | None = 1.0) -> None:
         self.blur_kernel = positive_int(self.label, "blur_kernel", blur_kernel, odd=True)
+        self.max_step = None if max_step is None else positive(self.label, "max_step", max_step)
         self.kernel = torch.tensor(opencv_gaussian_kernel(self.blur_kernel), dtype=torch.float64)
         self._matrices: dict[tuple[torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -142,4 +146,6 @@ class DarkDecoder(PeakDecoder):
         on_map = (x >= REACH) & (x <= width - 1 - REACH) & (y >= REACH) & (y <= height - 1 - REACH)
         fallback = quarter_offsets(values, valid, radius, 2)
         use = (maximum & on_map)[..., None]
-        return torch.where(use, cap_length(step), fallback)
+        if self.max_step is not None:
+            step = cap_length(step, self.max_step)
+        return torch.where(use, step, fallback)
