@@ -186,3 +186,9 @@ def test_bad_parameters(name, params):
 def test_volumes_are_refused_with_a_clear_message(name):
     with pytest.raises(ComponentError, match=r"\[B, K, h, w\]"):
         decoder(name)(heatmaps=torch.rand(1, 2, 3, 8, 8))
+
+
+def test_uncapped_dark_keeps_the_decoder_contract():
+    from kitpose.testing import check_decoder
+
+    assert "outputs" in check_decoder("dark", params={"max_step": None})

@@ -272,3 +272,56 @@ def test_bad_inputs_raise_component_errors():
         encoder("gaussian3d", depth_range=[1.0, 1.0])
     with pytest.raises(KitposeError, match=r"\[B, K, 3\]"):
         encoder("gaussian3d")(keypoints=torch.zeros(1, 2, 2))
+
+
+# -- visibility rules of the references ------------------------------------------------------
+def darkpose_weights(vis, inside):
+    """DarkPose/HRNet, joint by joint: the weight is v, zeroed out of bounds; drawn when it is > 0.5."""
+    weights, drawn = [], []
+    for v, ok in zip(vis, inside):
+        w = v if ok else 0.0
+        weights.append(w)
+        drawn.append(w > 0.5)
+    return weights, drawn
+
+
+def mmpose_weights(vis, inside):
+    """mmpose 1.x, joint by joint: v < 0.5 is skipped with its weight kept; the rest is drawn, or
+    gets weight 0 when out of bounds."""
+    weights, drawn = [], []
+    for v, ok in zip(vis, inside):
+        if v < 0.5:
+            weights.append(v)
+            drawn.append(False)
+        else:
+            weights.append(v if ok else 0.0)
+            drawn.append(ok)
+    return weights, drawn
+
+
+@pytest.mark.parametrize("rule, reference", [("darkpose", darkpose_weights), ("mmpose", mmpose_weights)])
+@pytest.mark.parametrize("name", ["gaussian", "one_hot", "disk"])
+def test_visibility_rules_follow_their_references(rule, reference, name):
+    vis = torch.tensor([[0.0, 0.3, 0.5, 0.7, 1.0, 1.0, 0.4, 0.5]])
+    inside = [True, True, True, True, True, False, False, False]
+    cells = torch.tensor([[[20.0, 30.0]] * 5 + [[-40.0, 30.0]] * 3])  # the last three off the map
+    enc = encoder(name, visibility=rule)
+    out = enc(keypoints=enc.to_image(cells), visible=vis)
+    weights, drawn = reference(vis[0].tolist(), inside)
+    assert torch.allclose(out["weights"][0], torch.tensor(weights))
+    assert (out["heatmaps"][0].flatten(1).amax(-1) > 0).tolist() == drawn
+    plain = encoder(name)(keypoints=enc.to_image(cells), visible=vis)  # kitpose: any v > 0, weight 1
+    assert plain["weights"][0].tolist() == [0, 1, 1, 1, 1, 0, 0, 0]
+
+
+def test_an_unknown_visibility_rule_is_refused():
+    with pytest.raises(ComponentError, match="visibility"):
+        encoder("gaussian", visibility="coco")
+
+
+@pytest.mark.parametrize("rule", ["darkpose", "mmpose"])
+def test_encoders_with_a_reference_visibility_rule_keep_the_contract(rule):
+    from kitpose.testing import check_encoder
+
+    for name in ("gaussian", "one_hot", "disk"):
+        assert "outputs" in check_encoder(name, params={"visibility": rule})

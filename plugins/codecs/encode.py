@@ -2,7 +2,15 @@
 
 A concrete encoder says whether a joint at given heatmap cells ``[B, K, n]`` can be
 represented on its maps (:meth:`HeatmapEncoder.representable`) and draws them
-(:meth:`HeatmapEncoder.draw`). Everything is batched over samples and joints and runs on the
+(:meth:`HeatmapEncoder.draw`).
+
+Visibility (``visibility``), as each codebase reads a visibility value ``v``:
+
+- ``any`` (kitpose): a joint is drawn when ``v > 0``, with weight 1;
+- ``darkpose`` (DarkPose, HRNet): the weight is ``v``, 0 when the joint cannot be drawn;
+  the joint is drawn when ``v > 0.5``;
+- ``mmpose`` (mmpose 1.x): a joint with ``v < 0.5`` is skipped and keeps weight ``v``; the
+  others are drawn with weight ``v``, or get weight 0 when they cannot be drawn. Everything is batched over samples and joints and runs on the
 device of the keypoints; half-precision keypoints are drawn in float32 and returned in
 their own dtype.
 """
@@ -12,7 +20,7 @@ from typing import Any
 
 import torch
 
-from kitpose_plugins.codecs.common import as_tensor, coordinate_dtype, fail
+from kitpose_plugins.codecs.common import as_tensor, choice, coordinate_dtype, fail
 from kitpose_plugins.codecs.flip import flip_back
 from kitpose_plugins.codecs.grid import Grid
 
@@ -24,8 +32,15 @@ class HeatmapEncoder:
     flow_methods = ("to_heatmap", "to_image")
     label = "encoder"
 
-    def __init__(self, grid: Grid) -> None:
+    visibility = "any"
+
+    def __init__(self, grid: Grid, visibility: str = "any") -> None:
         self.grid = grid
+        self.set_visibility(visibility)
+
+    def set_visibility(self, visibility: str) -> None:
+        """Check and keep the visibility rule (see the module docstring)."""
+        self.visibility = choice(self.label, "visibility", visibility, VISIBILITY)
 
     @property
     def heatmap_size(self) -> tuple[int, int]:
@@ -68,16 +83,33 @@ class HeatmapEncoder:
         points = points.to(coordinate_dtype(points.dtype))  # half precision is drawn in float32
         finite = torch.isfinite(points).all(dim=-1)
         if visible is None:
-            shown = finite
+            vis = torch.ones(points.shape[:2], dtype=points.dtype, device=points.device)
         else:
             vis = as_tensor(self.label, "visible", visible).to(points.device)
             if vis.shape != points.shape[:2]:
                 raise fail(self.label, f"visible must be [B, K] = {list(points.shape[:2])}, "
                            f"got shape {tuple(vis.shape)}")
-            shown = finite & (vis > 0)
         centres = self.grid.to_heatmap(torch.where(finite[..., None], points, torch.zeros_like(points)))
-        keep = shown & self.representable(centres)
-        return {"heatmaps": self.draw(centres, keep).to(dtype), "weights": keep.to(dtype)}
+        keep, weights = visibility_rule(self.visibility, vis.to(points.dtype),
+                                        finite & self.representable(centres))
+        return {"heatmaps": self.draw(centres, keep).to(dtype), "weights": weights.to(dtype)}
+
+
+#: the visibility rules an encoder offers (see the module docstring)
+VISIBILITY = ("any", "darkpose", "mmpose")
+
+
+def visibility_rule(rule: str, vis: torch.Tensor, drawable: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which joints are drawn, and their weights, for visibility values ``vis`` ``[B, K]``
+    and whether each joint can be drawn on the map at all (``drawable``)."""
+    zero = torch.zeros_like(vis)
+    if rule == "any":
+        keep = drawable & (vis > 0)
+        return keep, keep.to(vis.dtype)
+    if rule == "darkpose":
+        return drawable & (vis > 0.5), torch.where(drawable, vis, zero)
+    skipped = vis < 0.5  # mmpose: never drawn, never checked against the map, weight kept
+    return ~skipped & drawable, torch.where(skipped | drawable, vis, zero)
 
 
 def cell_axes(sizes: tuple[int, ...], like: torch.Tensor) -> list[torch.Tensor]:

@@ -24,15 +24,17 @@ class GaussianEncoder(HeatmapEncoder):
     0 outside. Unbiased: centre exactly at the keypoint's heatmap coordinate, the whole
     map filled. Either way the weight is 0 when the ``3 sigma`` window misses the map.
     ``convention`` is ``msra`` or ``udp`` (see :mod:`kitpose_plugins.codecs.grid`);
-    ``input_size`` (w, h) defaults to ``heatmap_size * stride``.
+    ``input_size`` (w, h) defaults to ``heatmap_size * stride``; ``visibility`` is ``any``
+    (kitpose), ``darkpose`` or ``mmpose`` (see :mod:`kitpose_plugins.codecs.encode`).
     """
 
     label = "encoder 'gaussian'"
 
     def __init__(self, sigma: float = 2.0, stride: float = 4, heatmap_size: Any = (48, 64),
-                 unbiased: bool = False, convention: str = "msra", input_size: Any = None) -> None:
+                 unbiased: bool = False, convention: str = "msra", input_size: Any = None,
+                 visibility: str = "any") -> None:
         super().__init__(Grid(self.label, heatmap_size=heatmap_size, stride=stride,
-                              convention=convention, input_size=input_size))
+                              convention=convention, input_size=input_size), visibility)
         self.sigma = positive(self.label, "sigma", sigma)
         self.unbiased = flag(self.label, "unbiased", unbiased)
 
@@ -73,9 +75,9 @@ class OneHotEncoder(HeatmapEncoder):
     label = "encoder 'one_hot'"
 
     def __init__(self, stride: float = 4, heatmap_size: Any = (48, 64), unbiased: bool = False,
-                 convention: str = "msra", input_size: Any = None) -> None:
+                 convention: str = "msra", input_size: Any = None, visibility: str = "any") -> None:
         super().__init__(Grid(self.label, heatmap_size=heatmap_size, stride=stride,
-                              convention=convention, input_size=input_size))
+                              convention=convention, input_size=input_size), visibility)
         self.unbiased = flag(self.label, "unbiased", unbiased)
 
     def centre_cells(self, centres: torch.Tensor) -> torch.Tensor:
@@ -109,9 +111,9 @@ class DiskEncoder(HeatmapEncoder):
     label = "encoder 'disk'"
 
     def __init__(self, radius: float = 15.0, stride: float = 4, heatmap_size: Any = (48, 64),
-                 convention: str = "msra", input_size: Any = None) -> None:
+                 convention: str = "msra", input_size: Any = None, visibility: str = "any") -> None:
         super().__init__(Grid(self.label, heatmap_size=heatmap_size, stride=stride,
-                              convention=convention, input_size=input_size))
+                              convention=convention, input_size=input_size), visibility)
         self.radius = positive(self.label, "radius", radius)
 
     def representable(self, centres: torch.Tensor) -> torch.Tensor:

@@ -24,10 +24,11 @@ class Gaussian3DEncoder(GaussianEncoder):
 
     def __init__(self, sigma: float = 2.0, stride: float = 4, heatmap_size: Any = (48, 64),
                  depth_bins: int = 64, depth_range: Any = (-1.0, 1.0), unbiased: bool = False,
-                 convention: str = "msra", input_size: Any = None) -> None:
+                 convention: str = "msra", input_size: Any = None, visibility: str = "any") -> None:
         bins = positive_int(self.label, "depth_bins", depth_bins)
         self.grid = Grid(self.label, heatmap_size=heatmap_size, stride=stride, convention=convention,
                          input_size=input_size, depth_bins=bins, depth_range=depth_range)
+        self.set_visibility(visibility)
         self.sigma = positive(self.label, "sigma", sigma)
         self.unbiased = flag(self.label, "unbiased", unbiased)
 
@@ -39,8 +40,9 @@ class OneHot3DEncoder(OneHotEncoder):
 
     def __init__(self, stride: float = 4, heatmap_size: Any = (48, 64), depth_bins: int = 64,
                  depth_range: Any = (-1.0, 1.0), unbiased: bool = False, convention: str = "msra",
-                 input_size: Any = None) -> None:
+                 input_size: Any = None, visibility: str = "any") -> None:
         bins = positive_int(self.label, "depth_bins", depth_bins)
         self.grid = Grid(self.label, heatmap_size=heatmap_size, stride=stride, convention=convention,
                          input_size=input_size, depth_bins=bins, depth_range=depth_range)
+        self.set_visibility(visibility)
         self.unbiased = flag(self.label, "unbiased", unbiased)
