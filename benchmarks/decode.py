@@ -81,6 +81,31 @@ def ref_dark(maps: np.ndarray, kernel: int = 11) -> tuple[np.ndarray, np.ndarray
     return coords, stepped
 
 
+def ref_dark_udp(maps: np.ndarray, kernel: int = 11) -> np.ndarray:
+    """mmpose's DARK for UDP, organised as mmpose does: OpenCV blur map by map, then the
+    clip, log, edge padding and the 3x3 Newton step for all joints of a sample at once."""
+    batch, joints = maps.shape[:2]
+    coords = ref_argmax(maps)
+    border = (kernel - 1) // 2
+    eye = np.finfo(np.float32).eps * np.eye(2)
+    for b in range(batch):
+        logs = np.empty((joints, HEIGHT, WIDTH))
+        for k in range(joints):
+            padded = np.zeros((HEIGHT + 2 * border, WIDTH + 2 * border))
+            padded[border:-border, border:-border] = maps[b, k]
+            blurred = cv2.GaussianBlur(padded, (kernel, kernel), 0)[border:-border, border:-border]
+            logs[k] = blurred * (maps[b, k].max() / blurred.max())
+        logs = np.pad(np.log(np.clip(logs, 1e-3, 50.0)), ((0, 0), (1, 1), (1, 1)), mode="edge")
+        x, y, j = coords[b, :, 0].astype(int) + 1, coords[b, :, 1].astype(int) + 1, np.arange(joints)
+        at = logs[j, y, x]
+        right, left, down, up = logs[j, y, x + 1], logs[j, y, x - 1], logs[j, y + 1, x], logs[j, y - 1, x]
+        dxy = 0.5 * (logs[j, y + 1, x + 1] - right - down + 2 * at - left - up + logs[j, y - 1, x - 1])
+        hessian = np.stack([right - 2 * at + left, dxy, dxy, down - 2 * at + up], -1).reshape(-1, 2, 2)
+        gradient = np.stack([0.5 * (right - left), 0.5 * (down - up)], -1)[..., None]
+        coords[b] -= (np.linalg.inv(hessian + eye) @ gradient)[..., 0]
+    return coords
+
+
 def ref_com(maps: np.ndarray, window: int = 7, steps: int = 3) -> np.ndarray:
     """Centre of mass in a window re-centred on the estimate, per joint (numpy per window)."""
     coords = ref_argmax(maps)
@@ -153,6 +178,7 @@ def main() -> None:
         ("argmax", {}, lambda: ref_argmax(array)),
         ("standard", {}, lambda: ref_standard(array)),
         ("dark", {"blur_kernel": 11}, lambda: ref_dark(array)[0]),
+        ("dark_udp", {"blur_kernel": 11}, lambda: ref_dark_udp(array)),
         ("com", {}, lambda: ref_com(array)),
         ("gaussfit", {}, lambda: ref_gaussfit(array)),
         ("soft_argmax", {}, lambda: ref_soft_argmax(array)),

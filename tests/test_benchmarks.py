@@ -31,7 +31,7 @@ def rows(script: str) -> dict[str, tuple[float, float]]:
 
 
 @pytest.mark.parametrize("script, names, tolerance", [
-    ("decode.py", {"argmax", "standard", "dark", "com", "gaussfit", "soft_argmax"}, 1e-4),
+    ("decode.py", {"argmax", "standard", "dark", "dark_udp", "com", "gaussfit", "soft_argmax"}, 1e-4),
     ("encode.py", {"gaussian (quantised)", "reference hoisted", "gaussian (unbiased)", "one_hot", "disk"},
      1e-6),
 ])

@@ -192,3 +192,57 @@ def test_uncapped_dark_keeps_the_decoder_contract():
     from kitpose.testing import check_decoder
 
     assert "outputs" in check_decoder("dark", params={"max_step": None})
+
+
+# -- dark_udp: mmpose's DARK for UDP maps ---------------------------------------------------------------------
+def reference_dark_udp(maps: np.ndarray, kernel: int) -> np.ndarray:
+    """mmpose's documented UDP decoding, joint by joint: argmax; zero-padded OpenCV blur rescaled
+    to the map's maximum; clip to [1e-3, 50]; log; edge padding by one; one Newton step with
+    unit-step differences and float32's epsilon added to the diagonal of H, never guarded."""
+    batch, joints, height, width = maps.shape
+    out = np.zeros((batch, joints, 2))
+    border = (kernel - 1) // 2
+    for b in range(batch):
+        for k in range(joints):
+            hm = maps[b, k]
+            y, x = np.unravel_index(np.argmax(hm), hm.shape)
+            padded = np.zeros((height + 2 * border, width + 2 * border))
+            padded[border:-border, border:-border] = hm
+            blurred = cv2.GaussianBlur(padded, (kernel, kernel), 0)[border:-border, border:-border]
+            blurred *= hm.max() / blurred.max()
+            logs = np.pad(np.log(np.clip(blurred, 1e-3, 50.0)), 1, mode="edge")
+            px, py = x + 1, y + 1
+            dx = 0.5 * (logs[py, px + 1] - logs[py, px - 1])
+            dy = 0.5 * (logs[py + 1, px] - logs[py - 1, px])
+            dxx = logs[py, px + 1] - 2 * logs[py, px] + logs[py, px - 1]
+            dyy = logs[py + 1, px] - 2 * logs[py, px] + logs[py - 1, px]
+            dxy = 0.5 * (logs[py + 1, px + 1] - logs[py, px + 1] - logs[py + 1, px] + 2 * logs[py, px]
+                         - logs[py, px - 1] - logs[py - 1, px] + logs[py - 1, px - 1])
+            hessian = np.array([[dxx, dxy], [dxy, dyy]]) + np.finfo(np.float32).eps * np.eye(2)
+            out[b, k] = np.array([x, y]) - np.linalg.inv(hessian) @ np.array([dx, dy])
+    return out
+
+
+@pytest.mark.parametrize("kernel,sigma", [(11, 2.0), (7, 1.5)])
+def test_dark_udp_equals_mmposes_decoding(kernel, sigma):
+    maps, _ = targets(batch=4, sigma=sigma, margin=0.0, seed=kernel)  # joints up to the border
+    maps = maps + 0.02 * torch.rand(maps.shape, generator=torch.Generator().manual_seed(2), dtype=maps.dtype)
+    want = torch.from_numpy(reference_dark_udp(maps.numpy(), kernel))
+    got = decoder("dark_udp", blur_kernel=kernel)(heatmaps=maps)["keypoints"]
+    assert (got - want).abs().max() < 1e-6
+    single = decoder("dark_udp", blur_kernel=kernel)(heatmaps=maps.float())["keypoints"]
+    assert (single.double() - want).abs().max() < 1e-3
+
+
+def test_dark_udp_round_trip_on_udp_targets():
+    enc = kitpose.build("encoder", "gaussian", sigma=2.0, heatmap_size=[48, 64], unbiased=True, convention="udp")
+    cells = 8 + torch.rand(4, 17, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 30
+    maps = enc(keypoints=enc.to_image(cells))["heatmaps"]
+    error = (decoder("dark_udp")(heatmaps=maps)["keypoints"] - cells).norm(dim=-1)
+    assert error.max() < 0.02
+
+
+def test_dark_udp_keeps_the_decoder_contract():
+    from kitpose.testing import check_decoder
+
+    assert "outputs" in check_decoder("dark_udp")

@@ -325,3 +325,24 @@ def test_encoders_with_a_reference_visibility_rule_keep_the_contract(rule):
 
     for name in ("gaussian", "one_hot", "disk"):
         assert "outputs" in check_encoder(name, params={"visibility": rule})
+
+
+def reference_border_keeps(cell, sigma, size, rounded):
+    """HRNet / DarkPose / mmpose, one axis: ul = mu - 3 sigma, br = mu + 3 sigma + 1; the joint is
+    dropped when ul >= size or br < 0 (with kitpose's rounding of mu, not their int())."""
+    mu = math.floor(cell + 0.5) if rounded else cell
+    ul, br = mu - 3 * sigma, mu + 3 * sigma + 1
+    return not (ul >= size or br < 0)
+
+
+@pytest.mark.parametrize("unbiased", [False, True])
+@pytest.mark.parametrize("sigma", [2.0, 1.5])
+def test_the_reference_border_rule_follows_its_loop(unbiased, sigma):
+    xs = torch.arange(-10.0, 60.0, 0.25)
+    cells = torch.stack([xs, torch.full_like(xs, 30.0)], -1)[None]
+    enc = encoder("gaussian", sigma=sigma, unbiased=unbiased, border="reference")
+    weights = enc(keypoints=enc.to_image(cells))["weights"][0]
+    expected = [reference_border_keeps(float(x), sigma, 48, not unbiased) for x in xs]
+    assert weights.bool().tolist() == expected
+    window = encoder("gaussian", sigma=sigma, unbiased=unbiased)(keypoints=enc.to_image(cells))["weights"][0]
+    assert (weights >= window).all() and (weights > window).any()  # the reference keeps more at the low edge

@@ -11,9 +11,13 @@ from typing import Any
 
 import torch
 
-from kitpose_plugins.codecs.common import flag, outer, positive
+from kitpose_plugins.codecs.common import choice, flag, outer, positive
 from kitpose_plugins.codecs.encode import HeatmapEncoder, cell_axes
 from kitpose_plugins.codecs.grid import Grid
+
+
+#: when a joint near the edge of the map still counts (see :class:`GaussianEncoder`)
+BORDERS = ("window", "reference")
 
 
 class GaussianEncoder(HeatmapEncoder):
@@ -26,17 +30,22 @@ class GaussianEncoder(HeatmapEncoder):
     ``convention`` is ``msra`` or ``udp`` (see :mod:`kitpose_plugins.codecs.grid`);
     ``input_size`` (w, h) defaults to ``heatmap_size * stride``; ``visibility`` is ``any``
     (kitpose), ``darkpose`` or ``mmpose`` (see :mod:`kitpose_plugins.codecs.encode`).
+    ``border``: when a joint near the edge still counts. ``window`` (kitpose): its ``3 sigma``
+    window reaches the map. ``reference`` (HRNet, DarkPose, mmpose): ``mu - 3 sigma < size``
+    and ``mu + 3 sigma + 1 >= 0`` on every axis, which keeps joints up to a cell further out
+    on the low side, where the map may be all zero.
     """
 
     label = "encoder 'gaussian'"
 
     def __init__(self, sigma: float = 2.0, stride: float = 4, heatmap_size: Any = (48, 64),
                  unbiased: bool = False, convention: str = "msra", input_size: Any = None,
-                 visibility: str = "any") -> None:
+                 visibility: str = "any", border: str = "window") -> None:
         super().__init__(Grid(self.label, heatmap_size=heatmap_size, stride=stride,
                               convention=convention, input_size=input_size), visibility)
         self.sigma = positive(self.label, "sigma", sigma)
         self.unbiased = flag(self.label, "unbiased", unbiased)
+        self.border = choice(self.label, "border", border, BORDERS)
 
     def centre_cells(self, centres: torch.Tensor) -> torch.Tensor:
         """Where the peak goes: the exact centre, or the nearest cell when quantised."""
@@ -45,6 +54,8 @@ class GaussianEncoder(HeatmapEncoder):
     def representable(self, centres: torch.Tensor) -> torch.Tensor:
         mu, reach = self.centre_cells(centres), 3.0 * self.sigma
         sizes = torch.tensor(self.grid.sizes, dtype=mu.dtype, device=mu.device)
+        if self.border == "reference":
+            return ((mu + reach + 1 >= 0) & (mu - reach < sizes)).all(dim=-1)
         return ((mu + reach >= 0) & (mu - reach <= sizes - 1)).all(dim=-1)
 
     def draw(self, centres: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kitpose_plugins.codecs.common import flag, positive, positive_int
-from kitpose_plugins.codecs.gaussian import GaussianEncoder, OneHotEncoder
+from kitpose_plugins.codecs.common import choice, flag, positive, positive_int
+from kitpose_plugins.codecs.gaussian import BORDERS, GaussianEncoder, OneHotEncoder
 from kitpose_plugins.codecs.grid import Grid
 
 
@@ -24,13 +24,15 @@ class Gaussian3DEncoder(GaussianEncoder):
 
     def __init__(self, sigma: float = 2.0, stride: float = 4, heatmap_size: Any = (48, 64),
                  depth_bins: int = 64, depth_range: Any = (-1.0, 1.0), unbiased: bool = False,
-                 convention: str = "msra", input_size: Any = None, visibility: str = "any") -> None:
+                 convention: str = "msra", input_size: Any = None, visibility: str = "any",
+                 border: str = "window") -> None:
         bins = positive_int(self.label, "depth_bins", depth_bins)
         self.grid = Grid(self.label, heatmap_size=heatmap_size, stride=stride, convention=convention,
                          input_size=input_size, depth_bins=bins, depth_range=depth_range)
         self.set_visibility(visibility)
         self.sigma = positive(self.label, "sigma", sigma)
         self.unbiased = flag(self.label, "unbiased", unbiased)
+        self.border = choice(self.label, "border", border, BORDERS)
 
 
 class OneHot3DEncoder(OneHotEncoder):
