@@ -103,13 +103,19 @@ def test_dark_under_noise():
 # -- agreement with the reference, and the guards ----------------------------------------------------------
 @pytest.mark.parametrize("kernel,sigma", [(11, 2.0), (3, 1.0), (7, 1.5)])
 def test_dark_equals_the_reference_where_the_reference_refines(kernel, sigma):
-    maps, _ = targets(batch=6, sigma=sigma, margin=3.0, seed=kernel)
-    maps = maps + 0.01 * torch.rand(maps.shape, generator=torch.Generator().manual_seed(1), dtype=maps.dtype)
-    want = torch.from_numpy(reference_dark(maps.numpy(), kernel))
-    got = decoder("dark", blur_kernel=kernel)(heatmaps=maps)["keypoints"]
-    assert (got - want).abs().max() < 1e-4
-    single = decoder("dark", blur_kernel=kernel)(heatmaps=maps.float())["keypoints"]
-    assert (single.double() - want).abs().max() < 1e-4
+    agrees_with_reference("dark", lambda maps: reference_dark(maps, kernel), kernel, sigma, margin=3.0,
+                          noise=0.01, tolerance=1e-4, single_tolerance=1e-4)
+
+
+def agrees_with_reference(name, reference, kernel, sigma, *, margin, noise, tolerance, single_tolerance):
+    """``name`` decodes noisy targets as ``reference`` does, in float64 and in float32."""
+    maps, _ = targets(batch=6, sigma=sigma, margin=margin, seed=kernel)
+    maps = maps + noise * torch.rand(maps.shape, generator=torch.Generator().manual_seed(1), dtype=maps.dtype)
+    want = torch.from_numpy(reference(maps.numpy()))
+    got = decoder(name, blur_kernel=kernel)(heatmaps=maps)["keypoints"]
+    assert (got - want).abs().max() < tolerance
+    single = decoder(name, blur_kernel=kernel)(heatmaps=maps.float())["keypoints"]
+    assert (single.double() - want).abs().max() < single_tolerance
 
 
 @pytest.mark.parametrize("name", ["dark", "gaussfit"])
@@ -224,14 +230,9 @@ def reference_dark_udp(maps: np.ndarray, kernel: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize("kernel,sigma", [(11, 2.0), (7, 1.5)])
-def test_dark_udp_equals_mmposes_decoding(kernel, sigma):
-    maps, _ = targets(batch=4, sigma=sigma, margin=0.0, seed=kernel)  # joints up to the border
-    maps = maps + 0.02 * torch.rand(maps.shape, generator=torch.Generator().manual_seed(2), dtype=maps.dtype)
-    want = torch.from_numpy(reference_dark_udp(maps.numpy(), kernel))
-    got = decoder("dark_udp", blur_kernel=kernel)(heatmaps=maps)["keypoints"]
-    assert (got - want).abs().max() < 1e-6
-    single = decoder("dark_udp", blur_kernel=kernel)(heatmaps=maps.float())["keypoints"]
-    assert (single.double() - want).abs().max() < 1e-3
+def test_dark_udp_equals_mmposes_decoding(kernel, sigma):  # margin 0: joints up to the border
+    agrees_with_reference("dark_udp", lambda maps: reference_dark_udp(maps, kernel), kernel, sigma, margin=0.0,
+                          noise=0.02, tolerance=1e-6, single_tolerance=1e-3)
 
 
 def test_dark_udp_round_trip_on_udp_targets():
