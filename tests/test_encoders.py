@@ -346,3 +346,52 @@ def test_the_reference_border_rule_follows_its_loop(unbiased, sigma):
     assert weights.bool().tolist() == expected
     window = encoder("gaussian", sigma=sigma, unbiased=unbiased)(keypoints=enc.to_image(cells))["weights"][0]
     assert (weights >= window).all() and (weights > window).any()  # the reference keeps more at the low edge
+
+
+def mmpose_udp_targets(cells, vis, sigma, width, height):
+    """mmpose's UDP targets, joint by joint (with kitpose's floor(x + 0.5) rounding): skip v < 0.5
+    (weight kept); drop joints whose [mu - 3 sigma, mu + 3 sigma + 1) patch misses the map;
+    draw the exact-centre Gaussian on the cells within 3 sigma of the rounded centre."""
+    radius = 3 * sigma
+    maps = np.zeros((len(cells), height, width))
+    weights = np.array(vis, dtype=np.float64)
+    for k, ((cx, cy), v) in enumerate(zip(cells, vis)):
+        if v < 0.5:
+            continue
+        mx, my = math.floor(cx + 0.5), math.floor(cy + 0.5)
+        if mx - radius >= width or my - radius >= height or mx + radius + 1 < 0 or my + radius + 1 < 0:
+            weights[k] = 0
+            continue
+        for y in range(height):
+            for x in range(width):
+                if abs(x - mx) <= radius and abs(y - my) <= radius:
+                    maps[k, y, x] = math.exp(-((x - cx) ** 2 + (y - cy) ** 2) / (2 * sigma ** 2))
+    return maps, weights
+
+
+def test_udp_encoder_draws_as_mmpose():
+    cells = torch.tensor([[[10.3, 20.7], [0.4, 5.2], [-6.6, 30.0], [47.2, 63.4], [-8.2, 10.0], [24.5, 31.5]]],
+                         dtype=torch.float64)
+    vis = torch.tensor([[1.0, 1.0, 1.0, 0.7, 1.0, 0.3]], dtype=torch.float64)
+    enc = encoder("udp", sigma=2.0)
+    out = enc(keypoints=enc.to_image(cells), visible=vis)
+    maps, weights = mmpose_udp_targets(cells[0].tolist(), vis[0].tolist(), 2.0, 48, 64)
+    assert torch.allclose(out["weights"][0], torch.from_numpy(weights))
+    assert torch.allclose(out["heatmaps"][0], torch.from_numpy(maps), atol=1e-12)
+    plain = encoder("gaussian", sigma=2.0, unbiased=True, convention="udp")(keypoints=enc.to_image(cells))
+    assert (plain["heatmaps"][0, 0] > 0).sum() > (out["heatmaps"][0, 0] > 0).sum()  # the map is not cut
+
+
+def test_udp_encoder_and_a_cut_gaussian_keep_the_contract():
+    from kitpose.testing import check_encoder
+
+    assert "weights" in check_encoder("udp")
+    assert "weights" in check_encoder("gaussian", params={"unbiased": True, "cut": True})
+
+
+def test_udp_targets_decode_back_with_dark_udp():
+    enc = encoder("udp", sigma=2.0)
+    cells = 8 + torch.rand(2, 17, 2, generator=torch.Generator().manual_seed(5), dtype=torch.float64) * 30
+    maps = enc(keypoints=enc.to_image(cells))["heatmaps"]
+    decoded = kitpose.build("decoder", "dark_udp")(heatmaps=maps)["keypoints"]
+    assert (enc.to_image(decoded) - enc.to_image(cells)).norm(dim=-1).max() < 0.1  # input px

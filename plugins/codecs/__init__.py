@@ -1,7 +1,8 @@
 """Built-in plugin 'codecs': keypoints -> target heatmaps, and heatmaps -> keypoints.
 
-Registers the encoders ``gaussian``, ``one_hot``, ``disk``, ``gaussian3d`` and ``one_hot3d``
-and the decoders ``argmax``, ``standard`` (quarter-offset shift) and ``com`` (centre of mass).
+Registers the encoders ``gaussian``, ``udp`` (mmpose's UDP targets), ``one_hot``, ``disk``,
+``gaussian3d`` and ``one_hot3d`` and the decoders ``argmax``, ``standard`` (quarter-offset
+shift) and ``com`` (centre of mass).
 The package also holds what every heatmap codec shares: the heatmap grid and its conventions
 (``grid``), argument checks (``common``), the encoder base (``encode``), the peak search
 (``peak``, ``patch``) and the flip back-shift (``flip``). It also registers the
@@ -17,6 +18,7 @@ def kitpose_register(registry):
     registry.encoder("gaussian", "kitpose_plugins.codecs.gaussian:GaussianEncoder")
     registry.encoder("one_hot", "kitpose_plugins.codecs.gaussian:OneHotEncoder")
     registry.encoder("disk", "kitpose_plugins.codecs.gaussian:DiskEncoder")
+    registry.encoder("udp", "kitpose_plugins.codecs.gaussian:UdpEncoder")
     registry.encoder("gaussian3d", "kitpose_plugins.codecs.volume:Gaussian3DEncoder")
     registry.encoder("one_hot3d", "kitpose_plugins.codecs.volume:OneHot3DEncoder")
 

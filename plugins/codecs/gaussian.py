@@ -33,26 +33,34 @@ class GaussianEncoder(HeatmapEncoder):
     ``border``: when a joint near the edge still counts. ``window`` (kitpose): its ``3 sigma``
     window reaches the map. ``reference`` (HRNet, DarkPose, mmpose): ``mu - 3 sigma < size``
     and ``mu + 3 sigma + 1 >= 0`` on every axis, which keeps joints up to a cell further out
-    on the low side, where the map may be all zero.
+    on the low side, where the map may be all zero. ``cut``: whether an unbiased Gaussian
+    is set to 0 outside the ``3 sigma`` window around the rounded centre, as mmpose's UDP
+    targets are (null: no; quantised maps are always cut).
     """
 
     label = "encoder 'gaussian'"
 
     def __init__(self, sigma: float = 2.0, stride: float = 4, heatmap_size: Any = (48, 64),
                  unbiased: bool = False, convention: str = "msra", input_size: Any = None,
-                 visibility: str = "any", border: str = "window") -> None:
+                 visibility: str = "any", border: str = "window", cut: bool | None = None) -> None:
         super().__init__(Grid(self.label, heatmap_size=heatmap_size, stride=stride,
                               convention=convention, input_size=input_size), visibility)
         self.sigma = positive(self.label, "sigma", sigma)
         self.unbiased = flag(self.label, "unbiased", unbiased)
         self.border = choice(self.label, "border", border, BORDERS)
+        self.cut = not self.unbiased if cut is None else flag(self.label, "cut", cut) or not self.unbiased
 
     def centre_cells(self, centres: torch.Tensor) -> torch.Tensor:
         """Where the peak goes: the exact centre, or the nearest cell when quantised."""
         return centres if self.unbiased else torch.floor(centres + 0.5)
 
+    def window_centres(self, centres: torch.Tensor) -> torch.Tensor:
+        """Where the ``3 sigma`` window is centred: the peak, or the rounded centre when an
+        unbiased Gaussian is cut."""
+        return torch.floor(centres + 0.5) if self.cut else centres
+
     def representable(self, centres: torch.Tensor) -> torch.Tensor:
-        mu, reach = self.centre_cells(centres), 3.0 * self.sigma
+        mu, reach = self.window_centres(centres), 3.0 * self.sigma
         sizes = torch.tensor(self.grid.sizes, dtype=mu.dtype, device=mu.device)
         if self.border == "reference":
             return ((mu + reach + 1 >= 0) & (mu - reach < sizes)).all(dim=-1)
@@ -65,11 +73,12 @@ class GaussianEncoder(HeatmapEncoder):
         # (so is exp near underflow: its argument is clamped just below the floor first).
         floor = 2 * torch.finfo(centres.dtype).tiny ** (1 / centres.shape[-1])
         lowest = math.log(floor) - 1.0
+        window = self.window_centres(centres)
         profiles = []
         for axis, cells in enumerate(cell_axes(self.grid.sizes, centres)):
             d = cells - mu[..., axis, None]
             profile = torch.exp((d * d * (-0.5 / self.sigma ** 2)).clamp(min=lowest))
-            use = d.abs() <= reach if not self.unbiased else profile >= floor
+            use = (cells - window[..., axis, None]).abs() <= reach if self.cut else profile >= floor
             profiles.append(torch.where(use, profile, torch.zeros_like(profile)))
         profiles[0] = profiles[0] * keep[..., None].to(centres.dtype)
         return outer(profiles)
@@ -156,3 +165,20 @@ class DiskEncoder(HeatmapEncoder):
         # written straight into a float map: a bool map converted afterwards costs 5x more
         out = torch.empty((*reach.shape, across.shape[-1]), dtype=centres.dtype, device=centres.device)
         return torch.le(across[..., None, :], reach[..., :, None], out=out)
+
+
+class UdpEncoder(GaussianEncoder):
+    """UDP Gaussian heatmaps as mmpose draws them (its UDPHeatmap codec).
+
+    A ``gaussian`` encoder with mmpose's choices: the UDP convention, an exact-centre
+    Gaussian cut at ``3 sigma`` around the rounded centre, mmpose's visibility rule (a joint
+    with ``v < 0.5`` is skipped and keeps weight ``v``) and its border rule. Decode with
+    ``dark_udp`` (mmpose) or any decoder; ``docs/codecs.md`` lists the differences.
+    """
+
+    label = "encoder 'udp'"
+
+    def __init__(self, sigma: float = 2.0, stride: float = 4, heatmap_size: Any = (48, 64),
+                 input_size: Any = None, visibility: str = "mmpose", border: str = "reference") -> None:
+        super().__init__(sigma=sigma, stride=stride, heatmap_size=heatmap_size, unbiased=True, convention="udp",
+                         input_size=input_size, visibility=visibility, border=border, cut=True)

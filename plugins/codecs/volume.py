@@ -33,6 +33,7 @@ class Gaussian3DEncoder(GaussianEncoder):
         self.sigma = positive(self.label, "sigma", sigma)
         self.unbiased = flag(self.label, "unbiased", unbiased)
         self.border = choice(self.label, "border", border, BORDERS)
+        self.cut = not self.unbiased
 
 
 class OneHot3DEncoder(OneHotEncoder):
