@@ -106,6 +106,25 @@ def ref_dark_udp(maps: np.ndarray, kernel: int = 11) -> np.ndarray:
     return coords
 
 
+def ref_megvii(maps: np.ndarray, kernel: int = 11) -> np.ndarray:
+    """mmpose's Megvii decoding: zero-padded OpenCV blur map by map, arg-max, then a quarter
+    towards the higher neighbour and half a cell inside the two-cell margin."""
+    batch, joints = maps.shape[:2]
+    border = (kernel - 1) // 2
+    coords = np.zeros((batch, joints, 2))
+    for b in range(batch):
+        for k in range(joints):
+            padded = np.zeros((HEIGHT + 2 * border, WIDTH + 2 * border))
+            padded[border:-border, border:-border] = maps[b, k]
+            hm = cv2.GaussianBlur(padded, (kernel, kernel), 0)[border:-border, border:-border]
+            hm *= maps[b, k].max() / hm.max()
+            py, px = np.unravel_index(np.argmax(hm), hm.shape)
+            coords[b, k] = (px, py)
+            if 1 < px < WIDTH - 1 and 1 < py < HEIGHT - 1:
+                coords[b, k] += np.sign([hm[py, px + 1] - hm[py, px - 1], hm[py + 1, px] - hm[py - 1, px]]) * 0.25 + 0.5
+    return coords
+
+
 def ref_com(maps: np.ndarray, window: int = 7, steps: int = 3) -> np.ndarray:
     """Centre of mass in a window re-centred on the estimate, per joint (numpy per window)."""
     coords = ref_argmax(maps)
@@ -179,6 +198,7 @@ def main() -> None:
         ("standard", {}, lambda: ref_standard(array)),
         ("dark", {"blur_kernel": 11}, lambda: ref_dark(array)[0]),
         ("dark_udp", {"blur_kernel": 11}, lambda: ref_dark_udp(array)),
+        ("megvii_peak", {"kernel": 11}, lambda: ref_megvii(array)),
         ("com", {}, lambda: ref_com(array)),
         ("gaussfit", {}, lambda: ref_gaussfit(array)),
         ("soft_argmax", {}, lambda: ref_soft_argmax(array)),

@@ -31,8 +31,8 @@ def rows(script: str) -> dict[str, tuple[float, float]]:
 
 
 @pytest.mark.parametrize("script, names, tolerance", [
-    ("decode.py", {"argmax", "standard", "dark", "dark_udp", "com", "gaussfit", "soft_argmax"}, 1e-4),
-    ("encode.py", {"gaussian (quantised)", "reference hoisted", "gaussian (unbiased)", "one_hot", "disk"},
+    ("decode.py", {"argmax", "standard", "dark", "dark_udp", "megvii_peak", "com", "gaussfit", "soft_argmax"}, 1e-4),
+    ("encode.py", {"gaussian (quantised)", "reference hoisted", "gaussian (unbiased)", "one_hot", "disk", "megvii"},
      1e-6),
 ])
 def test_benchmark_runs_and_matches_its_reference(script, names, tolerance):

@@ -1,8 +1,9 @@
 """Built-in plugin 'codecs': keypoints -> target heatmaps, and heatmaps -> keypoints.
 
-Registers the encoders ``gaussian``, ``udp`` (mmpose's UDP targets), ``one_hot``, ``disk``,
-``gaussian3d`` and ``one_hot3d`` and the decoders ``argmax``, ``standard`` (quarter-offset
-shift) and ``com`` (centre of mass).
+Registers the encoders ``gaussian``, ``udp`` (mmpose's UDP targets), ``megvii`` (blurred
+one-hot, peak 255), ``one_hot``, ``disk``, ``gaussian3d`` and ``one_hot3d`` and the decoders
+``argmax``, ``standard`` (quarter-offset shift), ``com`` (centre of mass) and ``megvii_peak``
+(blur, arg-max, quarter and half-cell shift).
 The package also holds what every heatmap codec shares: the heatmap grid and its conventions
 (``grid``), argument checks (``common``), the encoder base (``encode``), the peak search
 (``peak``, ``patch``) and the flip back-shift (``flip``). It also registers the
@@ -19,12 +20,14 @@ def kitpose_register(registry):
     registry.encoder("one_hot", "kitpose_plugins.codecs.gaussian:OneHotEncoder")
     registry.encoder("disk", "kitpose_plugins.codecs.gaussian:DiskEncoder")
     registry.encoder("udp", "kitpose_plugins.codecs.gaussian:UdpEncoder")
+    registry.encoder("megvii", "kitpose_plugins.codecs.megvii:MegviiEncoder")
     registry.encoder("gaussian3d", "kitpose_plugins.codecs.volume:Gaussian3DEncoder")
     registry.encoder("one_hot3d", "kitpose_plugins.codecs.volume:OneHot3DEncoder")
 
     registry.decoder("argmax", "kitpose_plugins.codecs.peak:ArgmaxDecoder")
     registry.decoder("standard", "kitpose_plugins.codecs.peak:StandardDecoder")
     registry.decoder("com", "kitpose_plugins.codecs.com:CentreOfMassDecoder")
+    registry.decoder("megvii_peak", "kitpose_plugins.codecs.megvii:MegviiDecoder")
 
     registry.augmentation("flip_test", "kitpose_plugins.codecs.flip_test:FlipTest")
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import torch
 
+from kitpose_plugins.codecs.blur import opencv_gaussian_kernel
 from kitpose_plugins.codecs.common import coordinate_dtype, positive, positive_int
 from kitpose_plugins.codecs.patch import gather_window
 from kitpose_plugins.codecs.peak import PeakDecoder, quarter_offsets
@@ -29,17 +30,6 @@ from kitpose_plugins.codecs.peak import PeakDecoder, quarter_offsets
 FLOOR = 1e-10
 #: the Newton stencil reaches 2 cells from the argmax
 REACH = 2
-
-
-def opencv_gaussian_kernel(size: int) -> list[float]:
-    """The 1D kernel ``cv2.GaussianBlur(img, (size, size), 0)`` applies.
-
-    OpenCV derives ``sigma = 0.3 * ((size - 1) / 2 - 1) + 0.8`` and uses fixed tables for
-    the smallest sizes; asking OpenCV itself keeps the two in step across its versions.
-    """
-    import cv2  # lazy: only needed when a DARK decoder is built
-
-    return [float(v) for v in cv2.getGaussianKernel(size, 0).ravel()]
 
 
 def band_matrix(kernel: torch.Tensor, outputs: int) -> torch.Tensor:

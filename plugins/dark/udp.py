@@ -15,25 +15,14 @@ from __future__ import annotations
 import torch
 from torch.nn import functional as F
 
+from kitpose_plugins.codecs.blur import MapBlur, rescaled
 from kitpose_plugins.codecs.common import coordinate_dtype, positive_int
 from kitpose_plugins.codecs.peak import PeakDecoder
-from kitpose_plugins.dark.decoder import opencv_gaussian_kernel
 
 #: mmpose's clip of the blurred map before the log
 CLIP = (1e-3, 50.0)
 #: added to the diagonal of H before it is inverted (numpy's float32 epsilon)
 EPS = float(torch.finfo(torch.float32).eps)
-
-
-def blur_band(kernel: torch.Tensor, size: int) -> torch.Tensor:
-    """``[size, size]`` matrix that blurs one axis of a map with zero padding: row ``i``
-    holds the kernel centred on cell ``i``. Two products blur a whole batch of maps, far
-    faster on a CPU than a one-channel convolution."""
-    r = kernel.numel() // 2
-    cells = torch.arange(size, device=kernel.device)
-    offset = cells[None, :] - cells[:, None]
-    taps = kernel[(offset + r).clamp(0, 2 * r)]
-    return torch.where(offset.abs() <= r, taps, torch.zeros((), dtype=kernel.dtype, device=kernel.device))
 
 
 class DarkUdpDecoder(PeakDecoder):
@@ -48,27 +37,12 @@ class DarkUdpDecoder(PeakDecoder):
 
     def __init__(self, blur_kernel: int = 11) -> None:
         self.blur_kernel = positive_int(self.label, "blur_kernel", blur_kernel, odd=True)
-        self.kernel = torch.tensor(opencv_gaussian_kernel(self.blur_kernel), dtype=torch.float64)
-        self._bands: dict[tuple[int, int, torch.device, torch.dtype], tuple[torch.Tensor, torch.Tensor]] = {}
-
-    def blur(self, maps: torch.Tensor) -> torch.Tensor:
-        """OpenCV's Gaussian blur of ``[B, K, h, w]`` maps on a zero-padded copy (kernel
-        ``blur_kernel``), as ``band_h @ map @ band_w.T``."""
-        h, w = maps.shape[-2:]
-        key = (h, w, maps.device, maps.dtype)
-        if key not in self._bands:
-            kernel = self.kernel.to(device=maps.device, dtype=maps.dtype)
-            self._bands[key] = (blur_band(kernel, h), blur_band(kernel, w).T.contiguous())
-        rows, columns = self._bands[key]
-        return rows @ maps @ columns
+        self.blur = MapBlur(self.blur_kernel)
 
     def refine(self, maps: torch.Tensor, flat: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
         dtype = coordinate_dtype(maps.dtype)
         work = maps.to(dtype)
-        blurred = self.blur(work)
-        top, blurred_top = work.amax(dim=(-2, -1)), blurred.amax(dim=(-2, -1))
-        scale = top / torch.where(blurred_top == 0, torch.ones_like(blurred_top), blurred_top)
-        logs = (blurred * scale[..., None, None]).clamp_(*CLIP).log_()
+        logs = rescaled(self.blur(work), work).clamp_(*CLIP).log_()
         padded = F.pad(logs, (1, 1, 1, 1), mode="replicate")
         width = padded.shape[-1]
         centre = (cells[..., 1] + 1) * width + cells[..., 0] + 1

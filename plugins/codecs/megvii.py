@@ -1,0 +1,92 @@
+"""Megvii heatmaps (CPN, MSPN, RSN), as mmpose's ``MegviiHeatmap`` codec draws and reads them.
+
+Targets: a one at the cell ``floor(u)`` holding the keypoint (``u`` its heatmap coordinate,
+so the cell is the one whose square contains it), blurred with OpenCV's Gaussian of size
+``kernel`` and OpenCV's default border (reflected), scaled so that this cell holds 255.
+
+Decoding: blur the map again (zero padding, rescaled to its maximum), take the arg-max,
+and where it lies at least two cells inside the map on both axes add a quarter cell
+towards the higher neighbour and half a cell (the centre of the cell ``floor(u)`` chose);
+elsewhere the arg-max is kept as it is. The score is the blurred maximum / 255 + 0.5.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from kitpose_plugins.codecs.blur import MapBlur, rescaled
+from kitpose_plugins.codecs.common import coordinate_dtype, first_argmax, heatmap_batch, positive_int, unravel
+from kitpose_plugins.codecs.encode import HeatmapEncoder
+from kitpose_plugins.codecs.grid import Grid
+from kitpose_plugins.codecs.peak import PeakDecoder
+
+#: the value the target's peak cell is scaled to
+PEAK = 255.0
+
+
+class MegviiEncoder(HeatmapEncoder):
+    """Megvii targets: a one-hot at the keypoint's cell, OpenCV-blurred (``kernel``), peak 255.
+
+    Draws at ``floor(u)``: decode with ``megvii_peak``, which adds the half cell back. The
+    visibility rule is mmpose's by default (a joint with ``v < 0.5`` is skipped and keeps
+    weight ``v``); a joint whose cell is off the map gets weight 0.
+    """
+
+    label = "encoder 'megvii'"
+
+    def __init__(self, kernel: int = 11, stride: float = 4, heatmap_size: Any = (48, 64),
+                 input_size: Any = None, visibility: str = "mmpose") -> None:
+        super().__init__(Grid(self.label, heatmap_size=heatmap_size, stride=stride, convention="msra",
+                              input_size=input_size), visibility)
+        self.kernel = positive_int(self.label, "kernel", kernel, odd=True)
+        self.blur = MapBlur(self.kernel, reflect=True)
+
+    def representable(self, centres: torch.Tensor) -> torch.Tensor:
+        cells = torch.floor(centres)
+        sizes = torch.tensor(self.grid.sizes, dtype=cells.dtype, device=cells.device)
+        return ((cells >= 0) & (cells <= sizes - 1)).all(dim=-1)
+
+    def draw(self, centres: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+        width, height = self.grid.sizes
+        rows, columns = self.blur.bands(height, width, centres.device, centres.dtype)
+        cells = torch.floor(centres).long()
+        x = cells[..., 0].clamp(0, width - 1)
+        y = cells[..., 1].clamp(0, height - 1)
+        across, down = columns.T[x], rows.T[y]  # the blur of a one at (x, y), per axis: [B, K, w], [B, K, h]
+        peak = across.gather(-1, x[..., None]) * down.gather(-1, y[..., None])
+        scale = torch.where(keep[..., None], PEAK / peak, torch.zeros_like(peak))
+        return (down * scale)[..., :, None] * across[..., None, :]
+
+
+class MegviiDecoder(PeakDecoder):
+    """Megvii decoding (mmpose): blur, arg-max, a quarter towards the higher neighbour and
+    half a cell, inside the map's two-cell margin; score = blurred maximum / 255 + 0.5."""
+
+    label = "decoder 'megvii_peak'"
+    spatial = (2,)
+
+    def __init__(self, kernel: int = 11) -> None:
+        self.kernel = positive_int(self.label, "kernel", kernel, odd=True)
+        self.blur = MapBlur(self.kernel)
+
+    def __call__(self, heatmaps: Any) -> dict[str, torch.Tensor]:
+        maps = heatmap_batch(self.label, heatmaps, self.spatial)
+        dtype = coordinate_dtype(maps.dtype)
+        work = maps.to(dtype)
+        blurred = rescaled(self.blur(work), work)
+        flat = blurred.flatten(2)
+        peak, index, _ = first_argmax(flat)
+        cells = unravel(index, maps.shape[2:])
+        height, width = maps.shape[-2:]
+        x, y = cells[..., 0], cells[..., 1]
+        inside = (x > 1) & (x < width - 1) & (y > 1) & (y < height - 1)
+        xs, ys = x.clamp(1, width - 2), y.clamp(1, height - 2)
+        row = ys * width
+
+        def at(dx: int, dy: int) -> torch.Tensor:
+            return flat.gather(-1, (row + dy * width + xs + dx)[..., None])[..., 0]
+
+        slope = torch.stack([torch.sign(at(1, 0) - at(-1, 0)), torch.sign(at(0, 1) - at(0, -1))], dim=-1)
+        shift = torch.where(inside[..., None], 0.25 * slope + 0.5, torch.zeros_like(slope))
+        return {"keypoints": cells.to(dtype) + shift, "scores": peak.to(dtype) / PEAK + 0.5}
