@@ -2,8 +2,8 @@
 
 Not a speed benchmark: it measures what the cap does to accuracy, the measurement behind
 the default of ``dark``'s ``max_step`` (see docs/codecs.md). Maps are 64x48 unbiased
-Gaussians at random sub-pixel centres (and, in the last rows, a second, weaker Gaussian 5
-cells away), plus Gaussian noise of the given standard deviation (the peak is 1). The
+Gaussians at random sub-pixel centres (and, in the "two peaks" rows, a second, weaker
+Gaussian 5 cells away), plus Gaussian noise of the given standard deviation (the peak is 1). The
 DarkPose-style loop of ``decode.py`` (no cap, a step wherever det H != 0) is the reference.
 
     python benchmarks/dark_step.py

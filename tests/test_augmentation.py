@@ -218,3 +218,10 @@ def test_flip_test_exact_shift_is_the_encoders_flip_back(registry):
     encoder = registry.build("encoder", "gaussian", stride=4)
     assert torch.equal(flip.back(maps), encoder.flip_back(maps, [[1, 2]]))
     assert not torch.allclose(flip.back(maps), mmpose_flip_back(maps, [[1, 2]], False))  # 0.75 cells apart
+
+
+def test_flip_test_refuses_an_unknown_shift_built_directly():
+    from kitpose_plugins.codecs.flip_test import FlipTest
+
+    with pytest.raises(KitposeError, match="shift"):
+        FlipTest(encoder={"use": "gaussian"}, flip_pairs=[[0, 1]], shift="half")

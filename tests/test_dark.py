@@ -247,3 +247,9 @@ def test_dark_udp_keeps_the_decoder_contract():
     from kitpose.testing import check_decoder
 
     assert "outputs" in check_decoder("dark_udp")
+
+
+@pytest.mark.parametrize("shape", [(0, 17, 64, 48), (2, 0, 64, 48)])
+def test_dark_udp_takes_empty_batches(shape):
+    out = decoder("dark_udp")(heatmaps=torch.zeros(shape))
+    assert out["keypoints"].shape == (*shape[:2], 2)

@@ -95,3 +95,38 @@ def test_megvii_codecs_keep_the_contracts():
 def test_an_even_kernel_is_refused(name, kind):
     with pytest.raises(ComponentError, match="kernel"):
         kitpose.build(kind, name, kernel=4)
+
+
+def test_clean_targets_decode_to_the_centre_of_their_cell():
+    """A symmetric map has no slope: the decoder adds exactly half a cell (as mmpose does).
+    (Within the kernel's reach of the edge, the reflected border makes a real slope.)"""
+    enc, dec = kitpose.build("encoder", "megvii"), kitpose.build("decoder", "megvii_peak")
+    points = 24 + torch.rand(4, 17, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 140
+    decoded = dec(heatmaps=enc(keypoints=points)["heatmaps"])["keypoints"]
+    assert torch.equal(decoded, torch.floor(points / STRIDE) + 0.5)
+
+
+def test_the_flip_test_lines_megvii_maps_up():
+    """Mirrored keypoints, drawn and flipped back with megvii's shift, land where the plain ones do."""
+    enc = kitpose.build("encoder", "megvii")
+    points = 30 + torch.rand(64, 6, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64) * 120
+    mirrored = points.clone()
+    mirrored[..., 0] = WIDTH * STRIDE - 1 - points[..., 0]
+    dark = kitpose.build("decoder", "dark", max_step=None)
+    plain = dark(heatmaps=enc(keypoints=points)["heatmaps"])["keypoints"]
+    back = dark(heatmaps=enc.flip_back(enc(keypoints=mirrored)["heatmaps"], None))["keypoints"]
+    assert enc.flip_shift == pytest.approx(-0.25)
+    assert (back - plain)[..., 0].mean().abs() < 0.05  # the floor moves single joints by a cell, not the mean
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (1, 7), (5, 1)])
+def test_megvii_handles_maps_smaller_than_its_kernel(shape):
+    maps = torch.rand(1, 2, *shape, generator=torch.Generator().manual_seed(0))
+    out = kitpose.build("decoder", "megvii_peak")(heatmaps=maps)
+    assert torch.isfinite(out["keypoints"]).all()
+    from kitpose_plugins.codecs.blur import MapBlur
+
+    one = np.zeros((7, 5))
+    one[0, 4] = 1.0
+    ours = MapBlur(11, reflect=True)(torch.from_numpy(one)[None, None])[0, 0].numpy()
+    assert np.allclose(ours, cv2.GaussianBlur(one, (11, 11), 0))

@@ -6,10 +6,11 @@ one-hot, peak 255), ``one_hot``, ``disk``, ``gaussian3d`` and ``one_hot3d`` and 
 (blur, arg-max, quarter and half-cell shift).
 The package also holds what every heatmap codec shares: the heatmap grid and its conventions
 (``grid``), argument checks (``common``), the encoder base (``encode``), the peak search
-(``peak``, ``patch``) and the flip back-shift (``flip``). It also registers the
-augmentation ``flip_test`` (``flip_test``), which averages the heatmaps of an image and its
-mirror, and moves the flip-test settings of older recipes (``migrate``). The
-implementations are imported on first build, so listing components never imports torch.
+(``peak``, ``patch``), OpenCV's blur for batches (``blur``) and the flip back-shift
+(``flip``). It also registers the augmentation ``flip_test`` (``flip_test``), which
+averages the heatmaps of an image and its mirror, and moves the flip-test settings of
+older recipes (``migrate``). The implementations are imported on first build, so listing
+components never imports torch.
 """
 from kitpose import hookimpl
 

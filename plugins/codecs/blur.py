@@ -1,8 +1,9 @@
 """OpenCV's Gaussian blur on whole batches of maps, with the borders the references use.
 
 The references blur map by map with ``cv2.GaussianBlur``: DarkPose and mmpose on a
-zero-padded copy (DARK, DARK-UDP, Megvii decoding), mmpose's Megvii targets with OpenCV's
-default border (``BORDER_REFLECT_101``). Here one axis of a blur is a ``[size, size]``
+zero-padded copy (DARK-UDP and Megvii decoding here; ``dark`` blurs only its stencil's
+window, with the same kernel), mmpose's Megvii targets with OpenCV's default border
+(``BORDER_REFLECT_101``). Here one axis of a blur is a ``[size, size]``
 matrix, so a batch is blurred with two matrix products: exact, and far faster on a CPU
 than a one-channel convolution.
 """
@@ -32,9 +33,10 @@ def blur_band(kernel: torch.Tensor, size: int, *, reflect: bool = False) -> torc
     r = kernel.numel() // 2
     cells = torch.arange(size, device=kernel.device)
     source = cells[:, None] + torch.arange(-r, r + 1, device=kernel.device)[None, :]  # [size, taps]
-    if reflect:
-        source = source.abs()
-        source = torch.where(source > size - 1, 2 * (size - 1) - source, source)
+    if reflect:  # fold as often as needed: a map narrower than the kernel reflects again
+        period = max(2 * (size - 1), 1)
+        source = source.remainder(period)
+        source = torch.where(source > size - 1, period - source, source)
     inside = (source >= 0) & (source <= size - 1)
     band = torch.zeros(size, size, dtype=kernel.dtype, device=kernel.device)
     weights = torch.where(inside, kernel[None, :].expand(size, -1), torch.zeros((), dtype=kernel.dtype))

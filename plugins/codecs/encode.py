@@ -2,7 +2,9 @@
 
 A concrete encoder says whether a joint at given heatmap cells ``[B, K, n]`` can be
 represented on its maps (:meth:`HeatmapEncoder.representable`) and draws them
-(:meth:`HeatmapEncoder.draw`).
+(:meth:`HeatmapEncoder.draw`). Everything is batched over samples and joints and runs on
+the device of the keypoints; half-precision keypoints are drawn in float32 and returned
+in their own dtype.
 
 Visibility (``visibility``), as each codebase reads a visibility value ``v``:
 
@@ -10,9 +12,7 @@ Visibility (``visibility``), as each codebase reads a visibility value ``v``:
 - ``darkpose`` (DarkPose, HRNet): the weight is ``v``, 0 when the joint cannot be drawn;
   the joint is drawn when ``v > 0.5``;
 - ``mmpose`` (mmpose 1.x): a joint with ``v < 0.5`` is skipped and keeps weight ``v``; the
-  others are drawn with weight ``v``, or get weight 0 when they cannot be drawn. Everything is batched over samples and joints and runs on the
-device of the keypoints; half-precision keypoints are drawn in float32 and returned in
-their own dtype.
+  others are drawn with weight ``v``, or get weight 0 when they cannot be drawn.
 """
 from __future__ import annotations
 
@@ -61,7 +61,13 @@ class HeatmapEncoder:
         Mirrors along x, swaps the ``(left, right)`` joint pairs and removes the convention's
         shift exactly (0.75 cells for MSRA at stride 4, none for UDP).
         """
-        return flip_back(self.label, heatmaps, flip_pairs, self.grid.flip_shift)
+        return flip_back(self.label, heatmaps, flip_pairs, self.flip_shift)
+
+    @property
+    def flip_shift(self) -> float:
+        """Cells a mirrored map moves towards +x to line up: the grid's, for encoders that
+        put a keypoint at its heatmap coordinate ``u`` (a cell's index is its position)."""
+        return self.grid.flip_shift
 
     def representable(self, centres: torch.Tensor) -> torch.Tensor:
         """Bool ``[B, K]``: whether a joint at heatmap cells ``centres [B, K, n]`` fits the map."""

@@ -25,6 +25,7 @@ import torch
 from kitpose.augmentation import Augmentation
 from kitpose.components import build_inner
 from kitpose.errors import ParameterError
+from kitpose_plugins.codecs.common import choice
 from kitpose_plugins.codecs.flip import flip_back
 from kitpose_plugins.data.joints import resolve_pairs
 
@@ -37,7 +38,7 @@ class FlipTest(Augmentation):
     ``mpii``, or ``[[left, right], ...]``); ``image``: the batch entry that is mirrored.
     ``shift``: how the mirrored maps are moved back into line. ``exact`` (the default) is
     the encoder's own ``flip_back``, with its convention's sub-pixel shift (0.75 cells for
-    MSRA maps at stride 4, none for UDP). ``one_cell`` moves them one cell towards +x,
+    MSRA maps at stride 4, none for UDP, -0.25 for Megvii's ``floor`` cells). ``one_cell`` moves them one cell towards +x,
     keeping the first column, as mmpose's ``shift_heatmap``. ``none`` mirrors and swaps
     the joints only, as DarkPose's code does.
     """
@@ -54,7 +55,7 @@ class FlipTest(Augmentation):
             raise error
         self.flip_pairs = resolve_pairs(flip_pairs)
         self.image = str(image)
-        self.shift = shift
+        self.shift = choice("flip_test", "shift", shift, ("exact", "one_cell", "none"))
 
     def views(self, batch: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The batch as it is, and with its image mirrored along x."""

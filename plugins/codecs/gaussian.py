@@ -7,7 +7,7 @@ window copies, on whatever device the keypoints are on.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -39,16 +39,23 @@ class GaussianEncoder(HeatmapEncoder):
     """
 
     label = "encoder 'gaussian'"
+    border = "window"
+    _cut: bool | None = None
 
     def __init__(self, sigma: float = 2.0, stride: float = 4, heatmap_size: Any = (48, 64),
                  unbiased: bool = False, convention: str = "msra", input_size: Any = None,
-                 visibility: str = "any", border: str = "window", cut: bool | None = None) -> None:
+                 visibility: Literal["any", "darkpose", "mmpose"] = "any", border: Literal["window", "reference"] = "window", cut: bool | None = None) -> None:
         super().__init__(Grid(self.label, heatmap_size=heatmap_size, stride=stride,
                               convention=convention, input_size=input_size), visibility)
         self.sigma = positive(self.label, "sigma", sigma)
         self.unbiased = flag(self.label, "unbiased", unbiased)
         self.border = choice(self.label, "border", border, BORDERS)
-        self.cut = not self.unbiased if cut is None else flag(self.label, "cut", cut) or not self.unbiased
+        self._cut = None if cut is None else flag(self.label, "cut", cut)
+
+    @property
+    def cut(self) -> bool:
+        """Whether values outside the ``3 sigma`` window are 0: always for quantised maps."""
+        return not self.unbiased or bool(self._cut)
 
     def centre_cells(self, centres: torch.Tensor) -> torch.Tensor:
         """Where the peak goes: the exact centre, or the nearest cell when quantised."""
@@ -95,7 +102,7 @@ class OneHotEncoder(HeatmapEncoder):
     label = "encoder 'one_hot'"
 
     def __init__(self, stride: float = 4, heatmap_size: Any = (48, 64), unbiased: bool = False,
-                 convention: str = "msra", input_size: Any = None, visibility: str = "any") -> None:
+                 convention: str = "msra", input_size: Any = None, visibility: Literal["any", "darkpose", "mmpose"] = "any") -> None:
         super().__init__(Grid(self.label, heatmap_size=heatmap_size, stride=stride,
                               convention=convention, input_size=input_size), visibility)
         self.unbiased = flag(self.label, "unbiased", unbiased)
@@ -131,7 +138,7 @@ class DiskEncoder(HeatmapEncoder):
     label = "encoder 'disk'"
 
     def __init__(self, radius: float = 15.0, stride: float = 4, heatmap_size: Any = (48, 64),
-                 convention: str = "msra", input_size: Any = None, visibility: str = "any") -> None:
+                 convention: str = "msra", input_size: Any = None, visibility: Literal["any", "darkpose", "mmpose"] = "any") -> None:
         super().__init__(Grid(self.label, heatmap_size=heatmap_size, stride=stride,
                               convention=convention, input_size=input_size), visibility)
         self.radius = positive(self.label, "radius", radius)
@@ -179,6 +186,6 @@ class UdpEncoder(GaussianEncoder):
     label = "encoder 'udp'"
 
     def __init__(self, sigma: float = 2.0, stride: float = 4, heatmap_size: Any = (48, 64),
-                 input_size: Any = None, visibility: str = "mmpose", border: str = "reference") -> None:
+                 input_size: Any = None, visibility: Literal["any", "darkpose", "mmpose"] = "mmpose", border: Literal["window", "reference"] = "reference") -> None:
         super().__init__(sigma=sigma, stride=stride, heatmap_size=heatmap_size, unbiased=True, convention="udp",
                          input_size=input_size, visibility=visibility, border=border, cut=True)

@@ -5,13 +5,14 @@ so the cell is the one whose square contains it), blurred with OpenCV's Gaussian
 ``kernel`` and OpenCV's default border (reflected), scaled so that this cell holds 255.
 
 Decoding: blur the map again (zero padding, rescaled to its maximum), take the arg-max,
-and where it lies at least two cells inside the map on both axes add a quarter cell
-towards the higher neighbour and half a cell (the centre of the cell ``floor(u)`` chose);
-elsewhere the arg-max is kept as it is. The score is the blurred maximum / 255 + 0.5.
+and where ``1 < x < w - 1`` and ``1 < y < h - 1`` add a quarter cell towards the higher
+neighbour (none when the two are equal to rounding) and half a cell (the centre of the cell
+``floor(u)`` chose); elsewhere the arg-max is kept as it is. The score is the blurred
+maximum / 255 + 0.5.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -36,11 +37,17 @@ class MegviiEncoder(HeatmapEncoder):
     label = "encoder 'megvii'"
 
     def __init__(self, kernel: int = 11, stride: float = 4, heatmap_size: Any = (48, 64),
-                 input_size: Any = None, visibility: str = "mmpose") -> None:
+                 input_size: Any = None, visibility: Literal["any", "darkpose", "mmpose"] = "mmpose") -> None:
         super().__init__(Grid(self.label, heatmap_size=heatmap_size, stride=stride, convention="msra",
                               input_size=input_size), visibility)
         self.kernel = positive_int(self.label, "kernel", kernel, odd=True)
         self.blur = MapBlur(self.kernel, reflect=True)
+
+    @property
+    def flip_shift(self) -> float:
+        """The grid's shift less one cell: a keypoint at ``u`` is drawn at ``floor(u)``, so a
+        cell stands for the point half a cell on, and mirroring moves that by a whole cell."""
+        return self.grid.flip_shift - 1.0
 
     def representable(self, centres: torch.Tensor) -> torch.Tensor:
         cells = torch.floor(centres)
@@ -61,7 +68,7 @@ class MegviiEncoder(HeatmapEncoder):
 
 class MegviiDecoder(PeakDecoder):
     """Megvii decoding (mmpose): blur, arg-max, a quarter towards the higher neighbour and
-    half a cell, inside the map's two-cell margin; score = blurred maximum / 255 + 0.5."""
+    half a cell where ``1 < x < w - 1`` and ``1 < y < h - 1``; score = blurred maximum / 255 + 0.5."""
 
     label = "decoder 'megvii_peak'"
     spatial = (2,)
@@ -81,12 +88,14 @@ class MegviiDecoder(PeakDecoder):
         height, width = maps.shape[-2:]
         x, y = cells[..., 0], cells[..., 1]
         inside = (x > 1) & (x < width - 1) & (y > 1) & (y < height - 1)
-        xs, ys = x.clamp(1, width - 2), y.clamp(1, height - 2)
-        row = ys * width
 
         def at(dx: int, dy: int) -> torch.Tensor:
-            return flat.gather(-1, (row + dy * width + xs + dx)[..., None])[..., 0]
+            index = (y + dy).clamp(0, height - 1) * width + (x + dx).clamp(0, width - 1)
+            return flat.gather(-1, index[..., None])[..., 0]
 
-        slope = torch.stack([torch.sign(at(1, 0) - at(-1, 0)), torch.sign(at(0, 1) - at(0, -1))], dim=-1)
+        # a difference below rounding is no slope: the blur of a symmetric map is symmetric
+        tiny = 8 * torch.finfo(dtype).eps * peak.to(dtype).abs()
+        diffs = torch.stack([at(1, 0) - at(-1, 0), at(0, 1) - at(0, -1)], dim=-1)
+        slope = torch.where(diffs.abs() <= tiny[..., None], torch.zeros_like(diffs), torch.sign(diffs))
         shift = torch.where(inside[..., None], 0.25 * slope + 0.5, torch.zeros_like(slope))
         return {"keypoints": cells.to(dtype) + shift, "scores": peak.to(dtype) / PEAK + 0.5}

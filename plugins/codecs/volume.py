@@ -6,7 +6,7 @@ z to fractional bin indices. ``sigma`` is in cells on all three axes.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from kitpose_plugins.codecs.common import choice, flag, positive, positive_int
 from kitpose_plugins.codecs.gaussian import BORDERS, GaussianEncoder, OneHotEncoder
@@ -17,15 +17,15 @@ class Gaussian3DEncoder(GaussianEncoder):
     """Volumetric Gaussian heatmaps over depth bins for 3D keypoints (x, y px; z in depth units).
 
     Same rules as ``gaussian`` (quantised or unbiased centre, 3 sigma window, weight 0 when
-    the window misses the volume) on three axes.
+    the window misses the volume; ``visibility`` and ``border`` as there) on three axes.
     """
 
     label = "encoder 'gaussian3d'"
 
     def __init__(self, sigma: float = 2.0, stride: float = 4, heatmap_size: Any = (48, 64),
                  depth_bins: int = 64, depth_range: Any = (-1.0, 1.0), unbiased: bool = False,
-                 convention: str = "msra", input_size: Any = None, visibility: str = "any",
-                 border: str = "window") -> None:
+                 convention: str = "msra", input_size: Any = None, visibility: Literal["any", "darkpose", "mmpose"] = "any",
+                 border: Literal["window", "reference"] = "window") -> None:
         bins = positive_int(self.label, "depth_bins", depth_bins)
         self.grid = Grid(self.label, heatmap_size=heatmap_size, stride=stride, convention=convention,
                          input_size=input_size, depth_bins=bins, depth_range=depth_range)
@@ -33,7 +33,6 @@ class Gaussian3DEncoder(GaussianEncoder):
         self.sigma = positive(self.label, "sigma", sigma)
         self.unbiased = flag(self.label, "unbiased", unbiased)
         self.border = choice(self.label, "border", border, BORDERS)
-        self.cut = not self.unbiased
 
 
 class OneHot3DEncoder(OneHotEncoder):
@@ -43,7 +42,7 @@ class OneHot3DEncoder(OneHotEncoder):
 
     def __init__(self, stride: float = 4, heatmap_size: Any = (48, 64), depth_bins: int = 64,
                  depth_range: Any = (-1.0, 1.0), unbiased: bool = False, convention: str = "msra",
-                 input_size: Any = None, visibility: str = "any") -> None:
+                 input_size: Any = None, visibility: Literal["any", "darkpose", "mmpose"] = "any") -> None:
         bins = positive_int(self.label, "depth_bins", depth_bins)
         self.grid = Grid(self.label, heatmap_size=heatmap_size, stride=stride, convention=convention,
                          input_size=input_size, depth_bins=bins, depth_range=depth_range)

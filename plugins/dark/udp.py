@@ -41,14 +41,15 @@ class DarkUdpDecoder(PeakDecoder):
 
     def refine(self, maps: torch.Tensor, flat: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
         dtype = coordinate_dtype(maps.dtype)
+        if maps.numel() == 0:
+            return torch.zeros(cells.shape, dtype=dtype, device=maps.device)
         work = maps.to(dtype)
         logs = rescaled(self.blur(work), work).clamp_(*CLIP).log_()
         padded = F.pad(logs, (1, 1, 1, 1), mode="replicate")
         width = padded.shape[-1]
         centre = (cells[..., 1] + 1) * width + cells[..., 0] + 1
         steps = torch.tensor([-width - 1, -width, -1, 0, 1, width, width + 1], device=maps.device)
-        values = padded.flatten(2).gather(2, (centre[..., None] + steps).flatten(1)
-                                          .view(*centre.shape[:2], -1))
+        values = padded.flatten(2).gather(2, centre[..., None] + steps)
         up_left, up, left, at, right, down, down_right = values.unbind(-1)
         dx, dy = 0.5 * (right - left), 0.5 * (down - up)
         dxx, dyy = right - 2 * at + left, down - 2 * at + up
