@@ -2,10 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 
 def paired_ms(ours: Callable[[], object], reference: Callable[[], object], rounds: int,
@@ -51,7 +56,11 @@ def wait_policy() -> str:
 
 
 def codec_arguments(description: str) -> argparse.Namespace:
-    """The command line the codec benchmarks share: batch shape, rounds, calls and threads."""
+    """The command line the codec benchmarks share: batch sizes, rounds, calls, threads, load.
+
+    With ``--policies`` the script reruns itself once per OpenMP wait policy (ACTIVE, then
+    PASSIVE) in a child process, since the policy is read when torch loads, and exits.
+    """
     def positive(text: str) -> int:
         value = int(text)
         if value < 1:
@@ -59,9 +68,79 @@ def codec_arguments(description: str) -> argparse.Namespace:
         return value
 
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--batch", type=positive, default=64)
+    parser.add_argument("--batch", type=positive, nargs="+", default=[1, 8, 64, 256],
+                        help="batch sizes, one table each (default 1 8 64 256)")
     parser.add_argument("--joints", type=positive, default=17)
     parser.add_argument("--rounds", type=positive, default=10, help="timing rounds (default 10)")
     parser.add_argument("--calls", type=positive, default=8, help="kitpose calls per round (default 8)")
     parser.add_argument("--threads", type=positive, default=2, help="torch CPU threads (default 2)")
-    return parser.parse_args()
+    parser.add_argument("--load", type=int, default=0, metavar="N",
+                        help="keep N busy processes running while timing: a loaded machine (default 0)")
+    parser.add_argument("--policies", action="store_true",
+                        help="run once with OMP_WAIT_POLICY=ACTIVE and once with PASSIVE")
+    args = parser.parse_args()
+    if args.policies:
+        argv = [a for a in sys.argv[1:] if a != "--policies"]
+        codes = [subprocess.run([sys.executable, sys.argv[0], *argv],
+                                env={**os.environ, "OMP_WAIT_POLICY": policy}).returncode
+                 for policy in ("ACTIVE", "PASSIVE")]
+        sys.exit(max(codes))
+    return args
+
+
+def _spin(stop: Any) -> None:
+    """Busy work for a load process: pure Python arithmetic until told to stop."""
+    total = 0
+    while not stop.is_set():
+        for i in range(10_000):
+            total += i * i
+
+
+@contextmanager
+def load(processes: int) -> Iterator[None]:
+    """``processes`` busy processes for the duration of the block (none for 0)."""
+    if processes <= 0:
+        yield
+        return
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    workers = [context.Process(target=_spin, args=(stop,), daemon=True) for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.5)  # let them get going
+    try:
+        yield
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=5)
+            if worker.is_alive():
+                worker.terminate()
+
+
+def header(what: str, batch: int, args: argparse.Namespace, extra: str = "") -> str:
+    """The first line of a table: the shape, threads, wait policy, load and timing scheme."""
+    busy = f", {args.load} busy processes alongside" if args.load else ""
+    return (f"{what} B={batch} K={args.joints}{extra}, torch threads {args.threads} ({wait_policy()}){busy}, "
+            f"{args.rounds} rounds of {args.calls} kitpose calls and 1 reference call; "
+            f"speed-up = median over rounds of reference / kitpose's best call in the round")
+
+
+def slowest(ratios: dict[str, dict[int, float]]) -> str:
+    """A closing summary: per case, its smallest speed-up over the batch sizes and where."""
+    lines = ["smallest speed-up over the batch sizes (< 1.0x: the reference is faster)"]
+    for name, by_batch in ratios.items():
+        batch, ratio = min(by_batch.items(), key=lambda item: item[1])
+        lines.append(f"  {name.strip():<22}{ratio:>6.1f}x  at B={batch}")
+    return "\n".join(lines)
+
+
+def run_tables(table: Callable[[int, argparse.Namespace, dict[str, dict[int, float]]], None],
+               args: argparse.Namespace) -> None:
+    """Print ``table(batch, args, ratios)`` for every batch size (under ``--load``), then the
+    smallest speed-up of each case."""
+    ratios: dict[str, dict[int, float]] = {}
+    with load(args.load):
+        for batch in args.batch:
+            table(batch, args, ratios)
+    print(slowest(ratios))

@@ -1,15 +1,18 @@
 """Decoder speed: kitpose's batched decoders against per-joint reference loops, same run.
 
-    python benchmarks/decode.py [--batch 64] [--joints 17] [--rounds 10] [--calls 8]
+    python benchmarks/decode.py [--batch 1 8 64 256] [--joints 17] [--rounds 10] [--calls 8]
+                                [--load N] [--policies]
 
 Each reference decodes the way the public reference code does: numpy/OpenCV, one joint at
 a time (the DARK reference blurs each map with cv2.GaussianBlur on a zero-padded copy,
-rescales, takes the log and solves one Newton step per joint). Both sides decode the same
-64x48 maps (unbiased sigma-2 Gaussians plus N(0, 0.01) noise) on the CPU with 2 threads.
-Printed per decoder: best and median time of each side, the speed-up (timed in
-alternating rounds, see ``_timing.paired_ms``), and the largest
-coordinate difference (for ``dark``, over the joints both sides refine). The OpenMP wait
-policy is left as the environment sets it and printed (see ``_timing.wait_policy``).
+rescales, takes the log and solves one Newton step per joint; the arg-max is HRNet's
+``get_max_preds``, coordinates and maxima). Both sides decode the same float32 64x48 maps
+(unbiased sigma-2 Gaussians plus N(0, 0.01) noise; UDP combined maps for ``udp_combined``)
+on the CPU with 2 threads. One table per batch size: best and median time of each side,
+the speed-up (timed in alternating rounds, see ``_timing.paired_ms``), and the largest
+coordinate difference (for ``dark``, over the joints both sides refine); then each
+decoder's smallest speed-up. ``--load N`` times with N busy processes alongside (a loaded
+machine); ``--policies`` runs everything under OMP_WAIT_POLICY=ACTIVE and then PASSIVE.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import numpy as np
 import torch
 
 import kitpose
-from _timing import codec_arguments, paired_ms, wait_policy
+from _timing import codec_arguments, header, paired_ms, run_tables
 
 HEIGHT, WIDTH, SIGMA = 64, 48, 2.0
 
@@ -29,6 +32,20 @@ def ref_argmax(maps: np.ndarray) -> np.ndarray:
     batch, joints = maps.shape[:2]
     index = maps.reshape(batch, joints, -1).argmax(axis=-1)
     return np.stack([index % WIDTH, index // WIDTH], axis=-1).astype(np.float64)
+
+
+def ref_max_preds(maps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """HRNet's ``get_max_preds``: arg-max coordinates and maxima, coordinates zeroed where
+    the maximum is not positive."""
+    batch, joints = maps.shape[:2]
+    flat = maps.reshape(batch, joints, -1)
+    index = np.argmax(flat, 2).reshape(batch, joints, 1)
+    maxima = np.amax(flat, 2).reshape(batch, joints, 1)
+    preds = np.tile(index, (1, 1, 2)).astype(np.float32)
+    preds[:, :, 0] = preds[:, :, 0] % WIDTH
+    preds[:, :, 1] = np.floor(preds[:, :, 1] / WIDTH)
+    preds *= np.tile(np.greater(maxima, 0.0), (1, 1, 2)).astype(np.float32)
+    return preds, maxima
 
 
 def ref_standard(maps: np.ndarray) -> np.ndarray:
@@ -180,8 +197,25 @@ def ref_soft_argmax(maps: np.ndarray, beta: float = 1.0) -> np.ndarray:
     return out
 
 
-def make_maps(batch: int, joints: int, seed: int = 0) -> torch.Tensor:
-    enc = kitpose.build("encoder", "gaussian", sigma=SIGMA, heatmap_size=[WIDTH, HEIGHT], unbiased=True)
+def ref_udp_combined(maps: np.ndarray, factor: float = 0.0546875, kernel: int = 23) -> np.ndarray:
+    """mmpose's UDP combined decoding, map by map: OpenCV blur of the class map (its default
+    border), arg-max, the offsets read there times the radius."""
+    batch, channels = maps.shape[:2]
+    radius = factor * max(HEIGHT, WIDTH)
+    coords = np.zeros((batch, channels // 3, 2))
+    for b in range(batch):
+        for k in range(channels // 3):
+            blurred = cv2.GaussianBlur(maps[b, 3 * k], (kernel, kernel), 0)
+            py, px = np.unravel_index(np.argmax(blurred), blurred.shape)
+            coords[b, k] = (px + maps[b, 3 * k + 1, py, px] * radius, py + maps[b, 3 * k + 2, py, px] * radius)
+    return coords
+
+
+def make_maps(batch: int, joints: int, seed: int = 0, encoder: str = "gaussian") -> torch.Tensor:
+    """Targets of random keypoints plus N(0, 0.01) noise: unbiased sigma-2 Gaussians, or
+    another encoder's maps."""
+    params = {"sigma": SIGMA, "unbiased": True} if encoder == "gaussian" else {}
+    enc = kitpose.build("encoder", encoder, heatmap_size=[WIDTH, HEIGHT], **params)
     g = torch.Generator().manual_seed(seed)
     cells = 3 + torch.rand(batch, joints, 2, generator=g) * torch.tensor([WIDTH - 7.0, HEIGHT - 7.0])
     maps = enc(keypoints=enc.to_image(cells))["heatmaps"]
@@ -191,28 +225,33 @@ def make_maps(batch: int, joints: int, seed: int = 0) -> torch.Tensor:
 def main() -> None:
     args = codec_arguments(__doc__.splitlines()[0])
     torch.set_num_threads(args.threads)
-    maps = make_maps(args.batch, args.joints)
-    array = maps.double().numpy()
+    run_tables(table, args)
+
+
+def table(batch: int, args, ratios: dict[str, dict[int, float]]) -> None:
+    """Time every decoder at one batch size and print its table."""
+    maps = make_maps(batch, args.joints)
+    array = maps.numpy()
+    combined = make_maps(batch, args.joints, encoder="udp_combined")
     cases = [
-        ("argmax", {}, lambda: ref_argmax(array)),
-        ("standard", {}, lambda: ref_standard(array)),
-        ("dark", {"blur_kernel": 11}, lambda: ref_dark(array)[0]),
-        ("dark_udp", {"blur_kernel": 11}, lambda: ref_dark_udp(array)),
-        ("megvii_peak", {"kernel": 11}, lambda: ref_megvii(array)),
-        ("com", {}, lambda: ref_com(array)),
-        ("gaussfit", {}, lambda: ref_gaussfit(array)),
-        ("soft_argmax", {}, lambda: ref_soft_argmax(array)),
+        ("argmax", {}, maps, lambda: ref_max_preds(array)[0]),
+        ("standard", {}, maps, lambda: ref_standard(array)),
+        ("dark", {"blur_kernel": 11}, maps, lambda: ref_dark(array)[0]),
+        ("dark_udp", {"blur_kernel": 11}, maps, lambda: ref_dark_udp(array)),
+        ("megvii_peak", {"kernel": 11}, maps, lambda: ref_megvii(array)),
+        ("udp_combined", {}, combined, lambda: ref_udp_combined(combined.numpy())),
+        ("com", {}, maps, lambda: ref_com(array)),
+        ("gaussfit", {}, maps, lambda: ref_gaussfit(array)),
+        ("soft_argmax", {}, maps, lambda: ref_soft_argmax(array)),
     ]
-    print(f"decode B={args.batch} K={args.joints} {HEIGHT}x{WIDTH}, torch threads "
-          f"{torch.get_num_threads()} ({wait_policy()}), "
-          f"{args.rounds} rounds of {args.calls} kitpose calls and 1 reference call; "
-          f"speed-up = median over rounds of reference / kitpose's best call in the round")
-    print(f"{'decoder':<12}{'kitpose ms':>18}{'reference ms':>20}{'speed-up':>10}{'max |diff| px':>15}")
-    print(f"{'':<12}{'best / median':>18}{'best / median':>20}{'(median)':>10}")
-    for name, params, reference in cases:
+    print(header("decode", batch, args, f" {HEIGHT}x{WIDTH}"))
+    print(f"{'decoder':<13}{'kitpose ms':>18}{'reference ms':>20}{'speed-up':>10}{'max |diff| px':>15}")
+    print(f"{'':<13}{'best / median':>18}{'best / median':>20}{'(median)':>10}")
+    for name, params, inputs, reference in cases:
         dec = kitpose.build("decoder", name, **params)
-        ours, theirs, speedup = paired_ms(lambda: dec(heatmaps=maps), reference, args.rounds, args.calls)
-        got = dec(heatmaps=maps)["keypoints"].double().numpy()
+        ours, theirs, speedup = paired_ms(lambda: dec(heatmaps=inputs), reference, args.rounds, args.calls)
+        ratios.setdefault(name, {})[batch] = speedup
+        got = dec(heatmaps=inputs)["keypoints"].double().numpy()
         note = ""
         if name == "dark":  # compared where the reference takes its Newton step
             want, stepped = ref_dark(array)
@@ -220,8 +259,10 @@ def main() -> None:
             note = f"  (the {stepped.sum()} of {stepped.size} joints the reference refines)"
         else:
             diff = np.abs(got - reference())
-        print(f"{name:<12}{ours[0]:>9.2f} /{ours[1]:>7.2f}{theirs[0]:>11.2f} /{theirs[1]:>7.2f}"
+        print(f"{name:<13}{ours[0]:>9.2f} /{ours[1]:>7.2f}{theirs[0]:>11.2f} /{theirs[1]:>7.2f}"
               f"{speedup:>9.1f}x{diff.max():>15.1e}{note}")
+    print()
+
 
 if __name__ == "__main__":
     main()

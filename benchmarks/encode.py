@@ -1,15 +1,17 @@
 """Target generation speed: kitpose's batched encoders against per-joint reference loops.
 
-    python benchmarks/encode.py [--batch 64] [--joints 17] [--rounds 10] [--calls 8]
+    python benchmarks/encode.py [--batch 1 8 64 256] [--joints 17] [--rounds 10] [--calls 8]
+                                [--load N] [--policies]
 
 The references draw targets the way the public data loaders do, one joint at a time in
 numpy: the quantised Gaussian as a (6 sigma + 1)^2 patch pasted around the rounded centre,
 the unbiased (DARK) Gaussian over the whole map around the exact centre, the one-hot
-cell and the disk. Same keypoints, same 64x48 maps (stride 4, sigma 2), CPU, 2 threads.
-Printed per encoder: best and median time of each side, the speed-up (timed in
-alternating rounds, see ``_timing.paired_ms``) and the largest
-difference between the two sets of targets and weights. The OpenMP wait policy is left as
-the environment sets it and printed (see ``_timing.wait_policy``).
+cell, the disk, mmpose's Megvii and UDP combined targets. Same keypoints, same 64x48 maps
+(stride 4, sigma 2), CPU, 2 threads. One table per batch size: best and median time of
+each side, the speed-up (timed in alternating rounds, see ``_timing.paired_ms``) and the
+largest difference between the two sets of targets and weights; then each encoder's
+smallest speed-up. ``--load N`` times with N busy processes alongside (a loaded machine);
+``--policies`` runs everything under OMP_WAIT_POLICY=ACTIVE and then PASSIVE.
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ import numpy as np
 import torch
 
 import kitpose
-from _timing import codec_arguments, paired_ms, wait_policy
+from _timing import codec_arguments, header, paired_ms, run_tables
 
 HEIGHT, WIDTH, STRIDE, SIGMA, RADIUS = 64, 48, 4, 2.0, 15.0
 
@@ -133,13 +135,41 @@ def ref_megvii(points: np.ndarray, visible: np.ndarray, kernel: int = 11):
     return maps, weights
 
 
+def ref_udp_combined(points: np.ndarray, visible: np.ndarray, factor: float = 0.0546875):
+    """mmpose's UDP combined loop: UDP scaling, then per joint a disk and offset maps over the
+    whole map; as kitpose, a joint whose disk misses the map gets weight 0."""
+    batch, joints = points.shape[:2]
+    maps = np.zeros((batch, joints, 3, HEIGHT, WIDTH), dtype=np.float32)
+    weights = visible.astype(np.float32).copy()
+    scale = np.array([(WIDTH * STRIDE - 1) / (WIDTH - 1), (HEIGHT * STRIDE - 1) / (HEIGHT - 1)])
+    radius = factor * max(WIDTH, HEIGHT)
+    xs, ys = np.arange(WIDTH), np.arange(HEIGHT)[:, None]
+    for b in range(batch):
+        for k in range(joints):
+            if visible[b, k] < 0.5:
+                continue
+            mu = points[b, k] / scale
+            dx, dy = (mu[0] - xs) / radius, (mu[1] - ys) / radius
+            disk = dx ** 2 + dy ** 2 <= 1
+            if not disk.any():
+                weights[b, k] = 0
+                continue
+            maps[b, k, 0], maps[b, k, 1], maps[b, k, 2] = disk, dx, dy
+    return maps.reshape(batch, joints * 3, HEIGHT, WIDTH), weights
+
+
 def main() -> None:
     args = codec_arguments(__doc__.splitlines()[0])
     torch.set_num_threads(args.threads)
+    run_tables(table, args)
+
+
+def table(batch: int, args, ratios: dict[str, dict[int, float]]) -> None:
+    """Time every encoder at one batch size and print its table."""
     g = torch.Generator().manual_seed(0)
-    points = torch.rand(args.batch, args.joints, 2, generator=g) * torch.tensor(
+    points = torch.rand(batch, args.joints, 2, generator=g) * torch.tensor(
         [WIDTH * STRIDE + 40.0, HEIGHT * STRIDE + 40.0]) - 20.0  # some joints off the map
-    visible = (torch.rand(args.batch, args.joints, generator=g) > 0.1).float()
+    visible = (torch.rand(batch, args.joints, generator=g) > 0.1).float()
     array, shown = points.numpy(), visible.numpy()
     common = {"stride": STRIDE, "heatmap_size": [WIDTH, HEIGHT]}
     cases = [
@@ -150,11 +180,9 @@ def main() -> None:
         ("one_hot", "one_hot", {}, ref_one_hot),
         ("disk", "disk", {"radius": RADIUS}, ref_disk),
         ("megvii", "megvii", {"kernel": 11}, ref_megvii),
+        ("udp_combined", "udp_combined", {}, ref_udp_combined),
     ]
-    print(f"encode B={args.batch} K={args.joints} {HEIGHT}x{WIDTH}, torch threads "
-          f"{torch.get_num_threads()} ({wait_policy()}), "
-          f"{args.rounds} rounds of {args.calls} kitpose calls and 1 reference call; "
-          f"speed-up = median over rounds of reference / kitpose's best call in the round")
+    print(header("encode", batch, args, f" {HEIGHT}x{WIDTH}"))
     print(f"{'encoder':<22}{'kitpose ms':>18}{'reference ms':>20}{'speed-up':>10}{'max |diff|':>12}"
           "  (maps: relative to their peak)")
     print(f"{'':<22}{'best / median':>18}{'best / median':>20}{'(median)':>10}")
@@ -162,6 +190,7 @@ def main() -> None:
         enc = kitpose.build("encoder", name, **common, **params)
         ours, theirs, speedup = paired_ms(lambda: enc(keypoints=points, visible=visible),
                                           lambda: reference(array, shown), args.rounds, args.calls)
+        ratios.setdefault(label, {})[batch] = speedup
         got = enc(keypoints=points, visible=visible)
         want_maps, want_weights = reference(array, shown)
         peak = max(1.0, float(np.abs(want_maps).max()))  # megvii's maps peak at 255: compare in float32 steps
@@ -169,6 +198,8 @@ def main() -> None:
                    np.abs(got["weights"].numpy() - want_weights).max())
         print(f"{label:<22}{ours[0]:>9.2f} /{ours[1]:>7.2f}{theirs[0]:>11.2f} /{theirs[1]:>7.2f}"
               f"{speedup:>9.1f}x{diff:>12.1e}")
+    print()
+
 
 if __name__ == "__main__":
     main()

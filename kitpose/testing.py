@@ -240,45 +240,148 @@ def moved(value: Any, device: str) -> Any:
     return value
 
 
+# -- targets: what an encoder draws, and what a decoder reads --------------------------------
+@dataclass
+class Targets:
+    """The form of an encoder's targets, found by probing it.
+
+    Map form: ``heatmaps [B, K * channels, *shape]`` (``channels`` maps per joint, the first
+    the one centred on the keypoint). Axis form (no ``heatmaps``): one vector ``[B, K, L]``
+    per axis, x first, named by the other outputs.
+    """
+
+    names: tuple[str, ...]   # the tensors a decoder reads
+    dims: int                # coordinates per keypoint
+    shape: tuple[int, ...]   # (d,) h, w: the cells' extent, last axis x
+    channels: int = 1        # maps per joint (map form)
+
+    @property
+    def axis_form(self) -> bool:
+        return self.names != ("heatmaps",)
+
+    def shapes(self, batch: int, joints: int) -> dict[str, tuple[int, ...]]:
+        """The shape of every target tensor for ``batch`` samples of ``joints`` joints."""
+        if self.axis_form:
+            return {name: (batch, joints, size) for name, size in zip(self.names, reversed(self.shape))}
+        return {"heatmaps": (batch, joints * self.channels, *self.shape)}
+
+    def centres(self, out: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Centre of mass of the positive part of each joint's target ``[B, K, n]``, and its mass ``[B, K]``."""
+        if self.axis_form:
+            masses = [out[name].clamp(min=0) for name in self.names]
+            totals = [m.sum(-1) for m in masses]
+            moments = [m @ torch.arange(m.shape[-1], dtype=m.dtype, device=m.device) for m in masses]
+            total = torch.stack(totals, dim=-1).amin(dim=-1)
+            centre = torch.stack([mo / t.clamp(min=1e-12) for mo, t in zip(moments, totals)], dim=-1)
+            return centre, total
+        maps = out["heatmaps"]
+        mass = maps.unflatten(1, (-1, self.channels))[:, :, 0].clamp(min=0)
+        total = mass.flatten(2).sum(-1)
+        return centre_of_mass(mass) / total.clamp(min=1e-12)[..., None], total
+
+
+def targets_of(s: Subject, enc: Any, keypoint_dims: int | None) -> Targets:
+    """Probe ``enc`` with one keypoint: the coordinates it takes and the form of its targets."""
+    errors = []
+    outputs = declared(s.factory, "outputs") or ()
+    names = ("heatmaps",) if "heatmaps" in outputs else tuple(o for o in outputs if o != "weights")
+    channels = int(getattr(s.factory, "channels", 1))
+    for n in ([keypoint_dims] if keypoint_dims else [2, 3]):
+        try:
+            out = enc(keypoints=torch.zeros(1, 1, n), visible=torch.ones(1, 1))
+            got = [out[name] for name in names]
+        except Exception as exc:
+            errors.append(f"for [B, K, {n}] keypoints: {_error(exc)}")
+            continue
+        if names == ("heatmaps",):
+            maps = got[0]
+            if isinstance(maps, torch.Tensor) and maps.dim() == 2 + n and maps.shape[1] == channels:
+                return Targets(names, n, tuple(maps.shape[2:]), channels)
+            errors.append(f"[B, K, {n}] keypoints gave heatmaps of shape "
+                          f"{list(getattr(maps, 'shape', [])) or type(maps).__name__}"
+                          + (f" ({channels} maps per joint expected)" if channels != 1 else ""))
+        elif len(names) == n and all(isinstance(v, torch.Tensor) and v.dim() == 3 for v in got):
+            return Targets(names, n, tuple(int(v.shape[-1]) for v in reversed(got)))
+        else:
+            errors.append(f"[B, K, {n}] keypoints gave {', '.join(names) or 'no targets'}: expected "
+                          f"{n} vectors [B, K, L], one per axis")
+    s.fail("it made no targets: " + "; ".join(errors),
+           "take keypoints [B, K, n] in image px and return heatmaps [B, K, *map] with n map dimensions, "
+           "or one vector [B, K, L] per axis (x first)")
+
+
+def make_targets(s: Subject, enc: Any, form: Targets, cells: torch.Tensor, visible: torch.Tensor,
+                 context: str, *, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """``enc`` on the keypoints at heatmap ``cells``, checked: keys, shapes, dtype, device, input untouched."""
+    points = s.call(enc.to_image, "to_image", xy=cells)
+    given = snapshot_of({"keypoints": points, "visible": visible})
+    outputs = declared(s.factory, "outputs")
+    out = check_keys(s, s.call(enc, "enc", keypoints=points, visible=visible), outputs, f"enc(keypoints {context})")
+    unchanged(s, given, {"keypoints": points, "visible": visible})
+    b, k = points.shape[:2]
+    for name, shape in form.shapes(b, k).items():
+        expect(s, name, out[name], shape, dtype=dtype, device=points.device, context=f"for {context}")
+    expect(s, "weights", out["weights"], (b, k), device=points.device, context=f"for {context}")
+    return out
+
+
 # -- decoders ---------------------------------------------------------------------------------
 def check_decoder(decoder: str | Callable[..., Any], /, *, spatial: Sequence[int] | None = None,
+                  encoder: str | Callable[..., Any] | Mapping[str, Any] | None = None,
                   tolerance: float = 1.0, differentiable: bool | None = None,
                   devices: Sequence[str] | None = None, seed: int = 0,
                   params: Mapping[str, Any] | None = None, **more: Any) -> list[str]:
     """Check a decoder: ``dec(heatmaps=[B, K, (d,) h, w])`` -> ``keypoints [B, K, n]``, ``scores [B, K]``.
 
     ``spatial``: map dimensionalities to check (2 and/or 3); default: the class attribute
-    ``spatial`` or ``(2,)``. ``tolerance``: largest error, in cells, on clean Gaussian maps
-    (peak 1, sigma 1.5 cells). ``differentiable``: check gradients; default: what the class
-    attribute ``differentiable`` says.
+    ``spatial`` or ``(2,)``. ``encoder``: decode that encoder's targets instead of Gaussian
+    maps (a registered name, a factory, or ``{"use": name, **params}``); needed by decoders
+    that read more than one map per joint (class attribute ``channels``) or per-axis vectors,
+    which they take by the encoder's output names. ``tolerance``: largest error, in cells,
+    on the clean maps (Gaussians: peak 1, sigma 1.5 cells). ``differentiable``: check
+    gradients; default: what the class attribute ``differentiable`` says.
     """
     s = subject("decoder", decoder, {**(params or {}), **more})
     outputs = declared_outputs(s, ("keypoints", "scores"))
-    accepts(s, ("heatmaps",))
+    generator = torch.Generator().manual_seed(seed)
+    if encoder is not None:
+        cases = [encoded_case(s, encoder, generator)]
+    else:
+        channels = int(getattr(s.factory, "channels", 1))
+        if channels != 1:
+            s.fail(f"it reads {channels} maps per joint, which plain Gaussian maps cannot give",
+                   "pass the encoder whose targets it decodes: check_decoder(dec, encoder='name')")
+        cases = []
+        for n in tuple(spatial if spatial is not None else declared(s.factory, "spatial") or (2,)):
+            truth = inner_points(MAP_SHAPES[n], generator)
+            cases.append((n, {"heatmaps": gaussians(truth, MAP_SHAPES[n])}, truth,
+                          torch.tensor(list(reversed(MAP_SHAPES[n])))))
+    accepts(s, tuple(cases[0][1]) if cases else ("heatmaps",))
     dec = s.build()
     ran = ["outputs", "arguments"]
-    generator = torch.Generator().manual_seed(seed)
-    for n in tuple(spatial if spatial is not None else declared(s.factory, "spatial") or (2,)):
-        shape = MAP_SHAPES[n]
-        truth = inner_points(shape, generator)
-        maps = gaussians(truth, shape)
-        out = decode(s, dec, outputs, maps, f"{n}D float32")
+    for n, inputs, truth, sizes in cases:
+        expected = tuple(truth.shape)
+        out = decode(s, dec, outputs, inputs, expected, f"{n}D float32")
         error = float((out["keypoints"] - truth).abs().max())
         if error > tolerance:
-            s.fail(f"keypoints are {error:.2f} cells from the peaks of clean {n}D Gaussian maps "
-                   f"(tolerance {tolerance})", "return (x, y[, z]) in heatmap cells: x indexes the last "
+            s.fail(f"keypoints are {error:.2f} cells from the peaks of clean {n}D "
+                   f"{'targets' if encoder is not None else 'Gaussian maps'} (tolerance {tolerance})",
+                   "return (x, y[, z]) in heatmap cells: x indexes the last "
                    "dimension, the centre of cell (row i, column j) is (x=j, y=i)")
         for i in range(BATCH):
-            alone = decode(s, dec, outputs, maps[i:i + 1], f"{n}D, one sample")
+            alone = decode(s, dec, outputs, {k: v[i:i + 1] for k, v in inputs.items()},
+                           (1, *expected[1:]), f"{n}D, one sample")
             if not all(same(alone[key], out[key][i:i + 1], 1e-4) for key in ("keypoints", "scores")):
                 s.fail(f"decoding sample {i} alone differs from decoding it in a batch",
                        "treat every sample (and map) on its own: no batch statistics")
-        wide = decode(s, dec, outputs, maps.double(), f"{n}D float64", dtype=torch.float64)
+        wide = decode(s, dec, outputs, {k: v.double() for k, v in inputs.items()}, expected,
+                      f"{n}D float64", dtype=torch.float64)
         if not same(wide["keypoints"], out["keypoints"], 1e-3):
             s.fail("float64 maps decode to other keypoints than float32 maps", "compute in the input's dtype")
-        sizes = torch.tensor(list(reversed(shape)))
-        for label, degenerate in degenerate_maps(maps):
-            got = decode(s, dec, outputs, degenerate, f"{n}D {label}")["keypoints"]
+        spoilt = {k: degenerate_maps(v) for k, v in inputs.items()}
+        for j, (label, _) in enumerate(next(iter(spoilt.values()))):
+            got = decode(s, dec, outputs, {k: v[j][1] for k, v in spoilt.items()}, expected,
+                         f"{n}D {label}")["keypoints"]
             if bool(((got < -1) | (got > sizes)).any()):
                 s.fail(f"keypoints for {label} maps lie off the map",
                        "keep keypoints on the map (fall back to the argmax when a map has no peak)")
@@ -286,27 +389,46 @@ def check_decoder(decoder: str | Callable[..., Any], /, *, spatial: Sequence[int
                 f"{n}D float64", f"{n}D degenerate maps"]
         for device in (devices if devices is not None else default_devices()):
             if device != "cpu":
-                there = decode(s, dec, outputs, maps.to(device), f"{n}D on {device}")
+                there = decode(s, dec, outputs, moved(inputs, device), expected, f"{n}D on {device}")
                 if not same(there["keypoints"], out["keypoints"], 1e-3):
                     s.fail(f"keypoints on {device} differ from those on the CPU",
                            "use the same arithmetic on every device (and deterministic ties)")
                 ran.append(f"{n}D on {device}")
         if differentiable or (differentiable is None and getattr(dec, "differentiable", False)):
-            check_gradient(s, lambda x: decode(s, dec, outputs, x, f"{n}D with gradients")["keypoints"], maps)
+            first = next(iter(inputs))
+            check_gradient(s, lambda x: decode(s, dec, outputs, {**inputs, first: x}, expected,
+                                               f"{n}D with gradients")["keypoints"], inputs[first])
             ran.append(f"{n}D gradient")
     return ran
 
 
-def decode(s: Subject, dec: Any, outputs: Sequence[str], heatmaps: torch.Tensor, context: str, *,
-           dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-    """``dec(heatmaps=...)``, checked: declared keys, shapes, dtype, device, finite, input untouched."""
-    given = heatmaps.detach().clone()
-    out = check_keys(s, s.call(dec, "dec", heatmaps=heatmaps), outputs, f"dec(heatmaps {context})")
-    unchanged(s, {"heatmaps": given}, {"heatmaps": heatmaps})
-    b, k, n = heatmaps.shape[0], heatmaps.shape[1], heatmaps.dim() - 2
-    expect(s, "keypoints", out["keypoints"], (b, k, n), dtype=dtype, device=heatmaps.device,
-           context=f"for {context}")
-    expect(s, "scores", out["scores"], (b, k), device=heatmaps.device, context=f"for {context}")
+def encoded_case(s: Subject, encoder: str | Callable[..., Any] | Mapping[str, Any],
+                 generator: torch.Generator) -> tuple[int, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """(dims, the encoder's targets of random inner keypoints, their cells, the cells' extent x, y[, z])."""
+    if isinstance(encoder, Mapping):
+        spec = dict(encoder)
+        if "use" not in spec:
+            raise TypeError("an encoder given as a mapping needs 'use': {'use': 'name', **params}")
+        pair = subject("encoder", spec.pop("use"), spec)
+    else:
+        pair = subject("encoder", encoder, {})
+    enc = pair.build()
+    form = targets_of(pair, enc, None)
+    truth = inner_points(form.shape, generator)
+    out = make_targets(pair, enc, form, truth, torch.ones(truth.shape[:2]), f"{form.dims}D float32")
+    return form.dims, {name: out[name] for name in form.names}, truth, torch.tensor(list(reversed(form.shape)))
+
+
+def decode(s: Subject, dec: Any, outputs: Sequence[str], inputs: Mapping[str, torch.Tensor],
+           expected: Sequence[int], context: str, *, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
+    """``dec(**inputs)``, checked: declared keys, ``keypoints`` of shape ``expected`` ([B, K, n]),
+    ``scores [B, K]``, dtype, device, finite, inputs untouched."""
+    given = snapshot_of(inputs)
+    out = check_keys(s, s.call(dec, "dec", **inputs), outputs, f"dec({', '.join(inputs)} {context})")
+    unchanged(s, given, inputs)
+    device = next(iter(inputs.values())).device
+    expect(s, "keypoints", out["keypoints"], expected, dtype=dtype, device=device, context=f"for {context}")
+    expect(s, "scores", out["scores"], expected[:2], device=device, context=f"for {context}")
     return out
 
 
@@ -336,14 +458,17 @@ def check_gradient(s: Subject, fn: Callable[[torch.Tensor], torch.Tensor], x: to
 def check_encoder(encoder: str | Callable[..., Any], /, *, keypoint_dims: int | None = None,
                   tolerance: float = 1.0, devices: Sequence[str] | None = None, seed: int = 0,
                   params: Mapping[str, Any] | None = None, **more: Any) -> list[str]:
-    """Check an encoder: ``enc(keypoints=[B, K, n], visible=[B, K])`` -> ``heatmaps``, ``weights``.
+    """Check an encoder: ``enc(keypoints=[B, K, n], visible=[B, K])`` -> targets and ``weights [B, K]``.
 
+    The targets are ``heatmaps [B, K * channels, *map]`` (``channels``, a class attribute,
+    default 1: maps per joint, the first centred on the keypoint) or, for encoders without
+    ``heatmaps``, one vector ``[B, K, L]`` per axis (x first), named by ``outputs``.
     ``keypoint_dims``: 2 or 3 coordinates per keypoint; default: the first the encoder
     accepts. ``tolerance``: largest distance, in cells, between a target's centre of mass
     and ``to_heatmap(keypoint)``.
     """
     s = subject("encoder", encoder, {**(params or {}), **more})
-    outputs = declared_outputs(s, ("heatmaps", "weights"))
+    declared_outputs(s, ("weights",))
     accepts(s, ("keypoints", "visible"))
     enc = s.build()
     methods = declared(s.factory, "flow_methods") or ()
@@ -351,55 +476,46 @@ def check_encoder(encoder: str | Callable[..., Any], /, *, keypoint_dims: int | 
         if not callable(getattr(enc, method, None)) or method not in methods:
             s.fail(f"it has no flow method '{method}'", "define to_heatmap(xy) and to_image(xy) and list "
                    "them in flow_methods = ('to_heatmap', 'to_image'): recipes map keypoints with them")
-    n, shape = probe_encoder(s, enc, keypoint_dims)
+    form = targets_of(s, enc, keypoint_dims)
+    n, names = form.dims, form.names
     generator = torch.Generator().manual_seed(seed)
-    cells = inner_points(shape, generator)
+    cells = inner_points(form.shape, generator)
     keypoints = s.call(enc.to_image, "to_image", xy=cells)
     back = s.call(enc.to_heatmap, "to_heatmap", xy=keypoints)
     if not (isinstance(back, torch.Tensor) and same(back, cells, 1e-4)):
         s.fail("to_heatmap(to_image(xy)) is not xy", "make to_image the exact inverse of to_heatmap")
     visible = torch.ones(BATCH, JOINTS)
     visible[0, 0] = visible[1, 2] = 0.0
+    keys = (*names, "weights")
 
-    def encode(points: torch.Tensor, shown: torch.Tensor, context: str, *,
+    def encode(at: torch.Tensor, shown: torch.Tensor, context: str, *,
                dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
-        given = snapshot_of({"keypoints": points, "visible": shown})
-        out = check_keys(s, s.call(enc, "enc", keypoints=points, visible=shown), outputs,
-                         f"enc(keypoints {context})")
-        unchanged(s, given, {"keypoints": points, "visible": shown})
-        b, k = points.shape[:2]
-        expect(s, "heatmaps", out["heatmaps"], (b, k, *shape), dtype=dtype, device=points.device,
-               context=f"for {context}")
-        expect(s, "weights", out["weights"], (b, k), device=points.device, context=f"for {context}")
-        return out
+        return make_targets(s, enc, form, at, shown, context, dtype=dtype)
 
-    out = encode(keypoints, visible, f"{n}D float32")
+    out = encode(cells, visible, f"{n}D float32")
     weights = out["weights"]
     if bool((weights[visible > 0] <= 0).any()):
         s.fail("a visible keypoint in the middle of the map has weight 0", "weight visible joints > 0")
     if bool((weights[visible == 0] != 0).any()):
         s.fail("an invisible keypoint has a non-zero weight", "set weights to 0 where visible is 0")
-    mass = out["heatmaps"].clamp(min=0)
-    total = mass.flatten(2).sum(-1)
+    centre, total = form.centres(out)
     if bool((total[visible > 0] <= 0).any()):
         s.fail("the heatmap of a visible keypoint in the middle of the map is empty", "draw visible keypoints")
-    centre = centre_of_mass(mass) / total.clamp(min=1e-12)[..., None]
     error = float((centre - cells)[visible > 0].abs().max())
     if error > tolerance:
         s.fail(f"targets are centred {error:.2f} cells from to_heatmap(keypoints) (tolerance {tolerance})",
                "draw each keypoint at to_heatmap(keypoint), x along the last dimension")
     for i in range(BATCH):
-        alone = encode(keypoints[i:i + 1], visible[i:i + 1], f"{n}D, one sample")
-        if not all(same(alone[key], out[key][i:i + 1], 1e-5) for key in ("heatmaps", "weights")):
+        alone = encode(cells[i:i + 1], visible[i:i + 1], f"{n}D, one sample")
+        if not all(same(alone[key], out[key][i:i + 1], 1e-5) for key in keys):
             s.fail(f"encoding sample {i} alone differs from encoding it in a batch", "encode samples independently")
-    wide = encode(keypoints.double(), visible.double(), f"{n}D float64", dtype=torch.float64)
-    if not same(wide["heatmaps"], out["heatmaps"], 1e-4):
+    wide = encode(cells.double(), visible.double(), f"{n}D float64", dtype=torch.float64)
+    if not all(same(wide[key], out[key], 1e-4) for key in names):
         s.fail("float64 keypoints give other heatmaps than float32 keypoints", "compute in the input's dtype")
-    hidden = encode(keypoints, torch.zeros_like(visible), "all invisible")
+    hidden = encode(cells, torch.zeros_like(visible), "all invisible")
     if bool((hidden["weights"] != 0).any()):
         s.fail("keypoints that are all invisible get non-zero weights", "set weights to 0 where visible is 0")
-    far = s.call(enc.to_image, "to_image", xy=cells - 1000.0)
-    off = encode(far, visible, "1000 cells off the map")
+    off = encode(cells - 1000.0, visible, "1000 cells off the map")
     if bool((off["weights"] != 0).any()):
         s.fail("keypoints 1000 cells off the map get non-zero weights",
                "set weights to 0 for keypoints that cannot be drawn on the map")
@@ -407,29 +523,11 @@ def check_encoder(encoder: str | Callable[..., Any], /, *, keypoint_dims: int | 
            "batch independence", "float64", "degenerate keypoints"]
     for device in (devices if devices is not None else default_devices()):
         if device != "cpu":
-            there = encode(keypoints.to(device), visible.to(device), f"{n}D on {device}")
-            if not same(there["heatmaps"], out["heatmaps"], 1e-4):
+            there = encode(cells.to(device), visible.to(device), f"{n}D on {device}")
+            if not all(same(there[key], out[key], 1e-4) for key in names):
                 s.fail(f"heatmaps on {device} differ from those on the CPU", "use the same arithmetic everywhere")
             ran.append(f"on {device}")
     return ran
-
-
-def probe_encoder(s: Subject, enc: Any, keypoint_dims: int | None) -> tuple[int, tuple[int, ...]]:
-    """Coordinates per keypoint the encoder takes, and the spatial shape of its maps."""
-    errors = []
-    for n in ([keypoint_dims] if keypoint_dims else [2, 3]):
-        try:
-            out = enc(keypoints=torch.zeros(1, 1, n), visible=torch.ones(1, 1))
-            maps = out["heatmaps"]
-        except Exception as exc:
-            errors.append(f"for [B, K, {n}] keypoints: {_error(exc)}")
-            continue
-        if isinstance(maps, torch.Tensor) and maps.dim() == 2 + n:
-            return n, tuple(maps.shape[2:])
-        errors.append(f"[B, K, {n}] keypoints gave heatmaps of shape "
-                      f"{list(getattr(maps, 'shape', [])) or type(maps).__name__}")
-    s.fail("it made no heatmaps: " + "; ".join(errors),
-           "take keypoints [B, K, n] in image px and return heatmaps [B, K, *map] with n map dimensions")
 
 
 def centre_of_mass(mass: torch.Tensor) -> torch.Tensor:
@@ -461,12 +559,15 @@ def loss_inputs(form: str, generator: torch.Generator) -> tuple[Any, torch.Tenso
 
 
 def check_loss(loss: str | Callable[..., Any], /, *, inputs: str | None = None,
+               encoder: str | Callable[..., Any] | Mapping[str, Any] | None = None,
                devices: Sequence[str] | None = None, seed: int = 0,
                params: Mapping[str, Any] | None = None, **more: Any) -> list[str]:
     """Check a loss: ``loss(pred=..., target=..., weights=[B, K])`` -> ``{"loss": scalar, ...}``.
 
     ``inputs``: ``heatmaps`` ([B, K, h, w]), ``coordinates`` ([B, K, 2]) or ``stages`` (a
-    list of heatmap predictions); default: the first form the loss accepts.
+    list of heatmap predictions); default: the first form the loss accepts. ``encoder``:
+    use that encoder's heatmaps as the target instead (a registered name, a factory, or
+    ``{"use": name, **params}``), for losses of targets with several maps per joint.
     """
     s = subject("loss", loss, {**(params or {}), **more})
     outputs = declared_outputs(s, ("loss",))
@@ -475,8 +576,17 @@ def check_loss(loss: str | Callable[..., Any], /, *, inputs: str | None = None,
     generator = torch.Generator().manual_seed(seed)
     weights = torch.ones(BATCH, JOINTS)
     errors = []
-    for form in ([inputs] if inputs else LOSS_INPUTS):
-        pred, target = loss_inputs(form, generator)
+    forms = ["encoder targets"] if encoder is not None else [inputs] if inputs else LOSS_INPUTS
+    for form in forms:
+        if encoder is not None:
+            _, made, _, _ = encoded_case(s, encoder, generator)
+            if list(made) != ["heatmaps"]:
+                s.fail(f"the encoder's targets are {', '.join(made)}, not heatmaps",
+                       "check losses against an encoder that draws heatmaps")
+            target = made["heatmaps"]
+            pred = 0.1 * torch.randn(target.shape, generator=generator)
+        else:
+            pred, target = loss_inputs(form, generator)
         try:
             fn(pred=pred, target=target, weights=weights)
             break

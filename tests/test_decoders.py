@@ -169,3 +169,42 @@ def test_com_recentring_removes_the_window_bias():
 def test_com_rejects_bad_parameters(params):
     with pytest.raises(ComponentError):
         decoder("com", **params)
+
+
+@pytest.mark.parametrize("name", ["argmax", "standard"])
+@pytest.mark.parametrize("spatial", [(16, 12), (6, 8, 7)])
+def test_the_numpy_cpu_path_decodes_as_the_torch_path(name, spatial):
+    # CPU tensors go through numpy; tensors that need gradients (and other devices) through
+    # torch: both must give the same keypoints and scores, plateaus and flat maps included
+    g = torch.Generator().manual_seed(7)
+    maps = torch.rand(4, 5, *spatial, generator=g).round(decimals=1)  # ties on purpose
+    maps[0, 0] = 0.5                              # flat
+    maps[0, 1] = -maps[0, 1]                      # nothing positive
+    maps[1, 2] = 0.0
+    maps[1, 2].view(-1)[0] = 1.0                  # a peak on the first cell
+    maps[2, 0].view(-1)[-1] = 5.0                 # a peak on the last cell
+    dec = kitpose.build("decoder", name)
+    fast = dec(heatmaps=maps)
+    slow = dec(heatmaps=maps.clone().requires_grad_(True))
+    assert torch.equal(fast["keypoints"], slow["keypoints"].detach())
+    assert torch.equal(fast["scores"], slow["scores"].detach())
+    assert fast["scores"][0, 0] == 0 and fast["scores"][0, 1] == 0 and fast["scores"][1, 2] == 1
+
+
+def test_small_cpu_calls_run_on_one_thread_and_restore_the_count():
+    from kitpose_plugins.codecs.common import SMALL_WORK, one_thread_if_small
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with one_thread_if_small(1000, torch.device("cpu")):
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+        with one_thread_if_small(SMALL_WORK, torch.device("cpu")):
+            assert torch.get_num_threads() == 2
+        with pytest.raises(ValueError):
+            with one_thread_if_small(10, torch.device("cpu")):
+                raise ValueError
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -19,6 +19,9 @@ BUILTIN_PARAMS = {
     # is differentiable, which the checks verify.
     ("decoder", "soft_argmax"): {"beta": 20.0, "differentiable": True},
     ("loss", "multi_stage"): {"loss": "heatmap_mse"},  # it wraps a loss, which it needs named
+    # three maps per joint (class disk, x and y offsets): only their encoder draws them
+    ("decoder", "udp_combined"): {"encoder": "udp_combined"},
+    ("loss", "combined_mse"): {"encoder": "udp_combined"},
     ("monitor", "visdom"): {"port": 1, "timeout": 0.5},  # nothing listens on port 1
 }
 
@@ -214,6 +217,78 @@ def test_broken_encoders_are_caught(encoder, message):
     with pytest.raises(ContractViolation, match=r"^encoder ") as info:
         check_encoder(encoder)
     assert message in str(info.value)
+
+
+class AxisLabels(Gaussian):
+    """Per-axis targets, as coordinate-classification codecs make them: one vector per axis."""
+
+    outputs = ("labels_x", "labels_y", "weights")
+
+    def __call__(self, keypoints, visible):
+        out = super().__call__(keypoints, visible)
+        maps = out["heatmaps"]
+        return {"labels_x": maps.amax(-2), "labels_y": maps.amax(-1), "weights": out["weights"]}
+
+
+class AxesSwapped(AxisLabels):
+    def __call__(self, keypoints, visible):
+        return super().__call__(keypoints.flip(-1), visible)
+
+
+class AxisArgmax:
+    """Arg-max of each axis' vector."""
+
+    outputs = ("keypoints", "scores")
+
+    def __call__(self, labels_x, labels_y):
+        x, y = labels_x.argmax(-1), labels_y.argmax(-1)
+        scores = torch.minimum(labels_x.amax(-1), labels_y.amax(-1))
+        return {"keypoints": torch.stack([x, y], -1).to(labels_x.dtype), "scores": scores}
+
+
+class Stacked(Gaussian):
+    """Two maps per joint: the Gaussian and its square."""
+
+    outputs = ("heatmaps", "weights")
+    channels = 2
+
+    def __call__(self, keypoints, visible):
+        out = super().__call__(keypoints, visible)
+        maps = out["heatmaps"]
+        return {"heatmaps": torch.stack([maps, maps ** 2], 2).flatten(1, 2), "weights": out["weights"]}
+
+
+class StackedPeak(Peak):
+    channels = 2
+
+    def __call__(self, heatmaps):
+        return super().__call__(heatmaps[:, ::2])
+
+
+class StackedCorner(StackedPeak):
+    def __call__(self, heatmaps):
+        out = super().__call__(heatmaps)
+        return {**out, "keypoints": torch.zeros_like(out["keypoints"])}
+
+
+def test_per_axis_targets_are_checked_per_axis():
+    ran = check_encoder(AxisLabels)
+    assert "centring" in ran
+    with pytest.raises(ContractViolation, match="targets are centred"):
+        check_encoder(AxesSwapped)
+    assert "2D location" in check_decoder(AxisArgmax, encoder=AxisLabels)
+    with pytest.raises(ContractViolation, match="takes no argument 'labels_x'"):
+        check_decoder(Peak, encoder=AxisLabels)
+
+
+def test_several_maps_per_joint_need_their_encoder():
+    assert "centring" in check_encoder(Stacked)
+    with pytest.raises(ContractViolation, match=r"reads 2 maps per joint.*encoder="):
+        check_decoder(StackedPeak)
+    assert "2D degenerate maps" in check_decoder(StackedPeak, encoder=Stacked)
+    assert "2D degenerate maps" in check_decoder(StackedPeak, encoder={"use": Stacked})
+    with pytest.raises(ContractViolation, match=r"keypoints are \d+\.\d+ cells from the peaks of clean 2D targets"):
+        check_decoder(StackedCorner, encoder=Stacked)
 
 
 class Mse:

@@ -6,9 +6,11 @@ over samples or joints.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import torch
 
 from kitpose.errors import ComponentError
@@ -67,6 +69,31 @@ def choice(component: str, name: str, value: Any, allowed: Sequence[str]) -> str
     return str(value)
 
 
+#: Below this many map cells a CPU call runs on one thread (see :func:`one_thread_if_small`).
+SMALL_WORK = 1 << 19
+
+
+@contextmanager
+def one_thread_if_small(cells: int, device: torch.device) -> Iterator[None]:
+    """Run the block on one CPU thread when it touches fewer than :data:`SMALL_WORK` cells.
+
+    A parallel region costs a thread wake-up (microseconds on a quiet machine, a whole
+    scheduler time slice, about a millisecond, when other processes hold the cores), and
+    at one image (17 maps of 64x48: 52k cells) torch splits reductions across threads.
+    Single-threaded, such a call costs what numpy's would, whatever the load. Only the
+    calling thread's OpenMP team is narrowed, and the setting is restored on exit.
+    """
+    threads = torch.get_num_threads()
+    if device.type != "cpu" or threads == 1 or cells >= SMALL_WORK:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def coordinate_dtype(dtype: torch.dtype) -> torch.dtype:
     """The dtype coordinates are computed in: float64 stays, anything else becomes float32.
 
@@ -99,31 +126,47 @@ def heatmap_batch(component: str, heatmaps: Any, spatial: Sequence[int] = (2,)) 
 
 
 def first_argmax(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Maximum, index of its FIRST occurrence and minimum, along the last dimension.
+    """Maximum, index of its FIRST occurrence, and whether the map is flat (max == min),
+    along the last dimension.
 
-    On the CPU numpy picks the index (its argmax documents the first occurrence and is
-    several times faster than torch's CPU max-with-indices); the minimum is torch's, which
-    uses every thread. Other devices get an explicit tie-break, the smallest index holding
-    the maximum, so plateaus decode the same everywhere. The minimum comes along because
-    scores need it (see :func:`peak_scores`).
+    On the CPU numpy does the work (its argmax documents the first occurrence, is several
+    times faster than torch's CPU max-with-indices, and a numpy call costs a fraction of a
+    torch call on one image's maps). Only a map whose first maximum is its first cell can
+    be flat, so only those maps are checked. Other devices get an explicit tie-break, the
+    smallest index holding the maximum, so plateaus decode the same everywhere. Scores
+    need the flatness (see :func:`peak_scores`).
     """
-    if flat.device.type == "cpu" and flat.dtype in _NUMPY_FLOATS:
-        index = torch.from_numpy(flat.detach().contiguous().numpy().argmax(axis=-1))
-        lowest = flat.amin(dim=-1)
-    else:
-        n = flat.shape[-1]
-        top = flat.amax(dim=-1, keepdim=True)
-        positions = torch.arange(n, device=flat.device)
-        index = torch.where(flat == top, positions, n).amin(dim=-1).clamp_(max=n - 1)
-        lowest = flat.amin(dim=-1)
-    return flat.gather(-1, index[..., None]).squeeze(-1), index, lowest
+    if on_numpy(flat):
+        values = flat.contiguous().numpy()
+        index = values.argmax(axis=-1)
+        rows = values.reshape(-1, values.shape[-1])
+        first = index.reshape(-1)
+        peak = rows[np.arange(rows.shape[0]), first]
+        level = np.zeros(first.shape, dtype=bool)
+        maybe = np.flatnonzero(first == 0)
+        if maybe.size:
+            level[maybe] = (rows[maybe] == peak[maybe, None]).all(axis=-1)
+        shape = index.shape
+        return torch.from_numpy(peak.reshape(shape)), torch.from_numpy(index), torch.from_numpy(level.reshape(shape))
+    n = flat.shape[-1]
+    top = flat.amax(dim=-1, keepdim=True)
+    positions = torch.arange(n, device=flat.device)
+    index = torch.where(flat == top, positions, n).amin(dim=-1).clamp_(max=n - 1)
+    return top.squeeze(-1), index, top.squeeze(-1) == flat.amin(dim=-1)
 
 
-_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
+_NUMPY_DTYPES = (torch.float16, torch.float32, torch.float64, torch.int64)
+
+
+def on_numpy(tensor: torch.Tensor) -> bool:
+    """Whether numpy can take ``tensor`` over: on the CPU, a numpy dtype, and no gradient to keep."""
+    return tensor.is_cpu and not tensor.requires_grad and tensor.dtype in _NUMPY_DTYPES
 
 
 def unravel(index: torch.Tensor, spatial: Sequence[int]) -> torch.Tensor:
     """Flat indices over a ``spatial`` grid (..., d, h, w) -> coordinates ``(x, y[, z])``."""
+    if on_numpy(index):
+        return torch.from_numpy(np.stack(np.unravel_index(index.numpy(), tuple(spatial))[::-1], axis=-1))  # x first
     coords = []
     for size in reversed(spatial):  # x varies fastest
         coords.append(index % size)
@@ -131,10 +174,13 @@ def unravel(index: torch.Tensor, spatial: Sequence[int]) -> torch.Tensor:
     return torch.stack(coords, dim=-1)
 
 
-def peak_scores(peak: torch.Tensor, lowest: torch.Tensor) -> torch.Tensor:
+def peak_scores(peak: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
     """Confidence of a map: its peak value (what the reference codes report), except 0 when
-    the map has no peak at all: flat maps (max == min) and maps without a positive value."""
-    return torch.where(peak > lowest, peak.clamp(min=0), torch.zeros_like(peak))
+    the map has no peak at all: flat maps (``level``) and maps without a positive value."""
+    if on_numpy(peak):
+        top = peak.numpy()
+        return torch.from_numpy(np.where(level.numpy() | (top <= 0), np.zeros_like(top), top))
+    return torch.where(level | (peak <= 0), torch.zeros_like(peak), peak)
 
 
 def axis_moments(weights: torch.Tensor) -> torch.Tensor:

@@ -16,11 +16,12 @@ Visibility (``visibility``), as each codebase reads a visibility value ``v``:
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
-from kitpose_plugins.codecs.common import as_tensor, choice, coordinate_dtype, fail
+from kitpose_plugins.codecs.common import as_tensor, choice, coordinate_dtype, fail, one_thread_if_small
 from kitpose_plugins.codecs.flip import flip_back
 from kitpose_plugins.codecs.grid import Grid
 
@@ -95,10 +96,12 @@ class HeatmapEncoder:
             if vis.shape != points.shape[:2]:
                 raise fail(self.label, f"visible must be [B, K] = {list(points.shape[:2])}, "
                            f"got shape {tuple(vis.shape)}")
-        centres = self.grid.to_heatmap(torch.where(finite[..., None], points, torch.zeros_like(points)))
-        keep, weights = visibility_rule(self.visibility, vis.to(points.dtype),
-                                        finite & self.representable(centres))
-        return {"heatmaps": self.draw(centres, keep).to(dtype), "weights": weights.to(dtype)}
+        cells = points.shape[0] * points.shape[1] * math.prod(self.grid.sizes)
+        with one_thread_if_small(cells, points.device):
+            centres = self.grid.to_heatmap(torch.where(finite[..., None], points, torch.zeros_like(points)))
+            keep, weights = visibility_rule(self.visibility, vis.to(points.dtype),
+                                            finite & self.representable(centres))
+            return {"heatmaps": self.draw(centres, keep).to(dtype), "weights": weights.to(dtype)}
 
 
 #: the visibility rules an encoder offers (see the module docstring)

@@ -56,6 +56,12 @@ class FlipTest(Augmentation):
         self.flip_pairs = resolve_pairs(flip_pairs)
         self.image = str(image)
         self.shift = choice("flip_test", "shift", shift, ("exact", "one_cell", "none"))
+        if self.shift != "exact" and getattr(self.encoder, "channels", 1) != 1:
+            error = ParameterError(f"flip_test: shift '{self.shift}' mirrors plain heatmaps, but encoder "
+                                   f"'{type(self.encoder).__name__}' draws {self.encoder.channels} maps per joint",
+                                   hint="use shift: exact, which lets the encoder flip its own maps back")
+            error.param = "shift"
+            raise error
 
     def views(self, batch: Mapping[str, Any]) -> list[dict[str, Any]]:
         """The batch as it is, and with its image mirrored along x."""

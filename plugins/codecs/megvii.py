@@ -17,7 +17,8 @@ from typing import Any, Literal
 import torch
 
 from kitpose_plugins.codecs.blur import MapBlur, rescaled
-from kitpose_plugins.codecs.common import coordinate_dtype, first_argmax, heatmap_batch, positive_int, unravel
+from kitpose_plugins.codecs.common import (coordinate_dtype, first_argmax, heatmap_batch, one_thread_if_small,
+                                           positive_int, unravel)
 from kitpose_plugins.codecs.encode import HeatmapEncoder
 from kitpose_plugins.codecs.grid import Grid
 from kitpose_plugins.codecs.peak import PeakDecoder
@@ -27,7 +28,7 @@ PEAK = 255.0
 
 
 class MegviiEncoder(HeatmapEncoder):
-    """Megvii targets: a one-hot at the keypoint's cell, OpenCV-blurred (``kernel``), peak 255.
+    """Megvii targets (mmpose): a one-hot at the keypoint's cell, OpenCV-blurred, peak 255.
 
     Draws at ``floor(u)``: decode with ``megvii_peak``, which adds the half cell back. The
     visibility rule is mmpose's by default (a joint with ``v < 0.5`` is skipped and keeps
@@ -67,8 +68,11 @@ class MegviiEncoder(HeatmapEncoder):
 
 
 class MegviiDecoder(PeakDecoder):
-    """Megvii decoding (mmpose): blur, arg-max, a quarter towards the higher neighbour and
-    half a cell where ``1 < x < w - 1`` and ``1 < y < h - 1``; score = blurred maximum / 255 + 0.5."""
+    """Megvii decoding (mmpose): blur, arg-max, a quarter cell to the higher neighbour, half a cell.
+
+    The shifts apply where ``1 < x < w - 1`` and ``1 < y < h - 1``; score = blurred maximum
+    / 255 + 0.5.
+    """
 
     label = "decoder 'megvii_peak'"
     spatial = (2,)
@@ -79,23 +83,24 @@ class MegviiDecoder(PeakDecoder):
 
     def __call__(self, heatmaps: Any) -> dict[str, torch.Tensor]:
         maps = heatmap_batch(self.label, heatmaps, self.spatial)
-        dtype = coordinate_dtype(maps.dtype)
-        work = maps.to(dtype)
-        blurred = rescaled(self.blur(work), work)
-        flat = blurred.flatten(2)
-        peak, index, _ = first_argmax(flat)
-        cells = unravel(index, maps.shape[2:])
-        height, width = maps.shape[-2:]
-        x, y = cells[..., 0], cells[..., 1]
-        inside = (x > 1) & (x < width - 1) & (y > 1) & (y < height - 1)
+        with one_thread_if_small(maps.numel(), maps.device):
+            dtype = coordinate_dtype(maps.dtype)
+            work = maps.to(dtype)
+            blurred = rescaled(self.blur(work), work)
+            flat = blurred.flatten(2)
+            peak, index, _ = first_argmax(flat)
+            cells = unravel(index, maps.shape[2:])
+            height, width = maps.shape[-2:]
+            x, y = cells[..., 0], cells[..., 1]
+            inside = (x > 1) & (x < width - 1) & (y > 1) & (y < height - 1)
 
-        def at(dx: int, dy: int) -> torch.Tensor:
-            index = (y + dy).clamp(0, height - 1) * width + (x + dx).clamp(0, width - 1)
-            return flat.gather(-1, index[..., None])[..., 0]
+            def at(dx: int, dy: int) -> torch.Tensor:
+                index = (y + dy).clamp(0, height - 1) * width + (x + dx).clamp(0, width - 1)
+                return flat.gather(-1, index[..., None])[..., 0]
 
-        # a difference below rounding is no slope: the blur of a symmetric map is symmetric
-        tiny = 8 * torch.finfo(dtype).eps * peak.to(dtype).abs()
-        diffs = torch.stack([at(1, 0) - at(-1, 0), at(0, 1) - at(0, -1)], dim=-1)
-        slope = torch.where(diffs.abs() <= tiny[..., None], torch.zeros_like(diffs), torch.sign(diffs))
-        shift = torch.where(inside[..., None], 0.25 * slope + 0.5, torch.zeros_like(slope))
-        return {"keypoints": cells.to(dtype) + shift, "scores": peak.to(dtype) / PEAK + 0.5}
+            # a difference below rounding is no slope: the blur of a symmetric map is symmetric
+            tiny = 8 * torch.finfo(dtype).eps * peak.to(dtype).abs()
+            diffs = torch.stack([at(1, 0) - at(-1, 0), at(0, 1) - at(0, -1)], dim=-1)
+            slope = torch.where(diffs.abs() <= tiny[..., None], torch.zeros_like(diffs), torch.sign(diffs))
+            shift = torch.where(inside[..., None], 0.25 * slope + 0.5, torch.zeros_like(slope))
+            return {"keypoints": cells.to(dtype) + shift, "scores": peak.to(dtype) / PEAK + 0.5}

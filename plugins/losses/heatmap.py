@@ -1,4 +1,5 @@
-"""Heatmap losses of the Integral paper's naming: H1 (MSE), H2 (softmax CE), H3 (BCE).
+"""Heatmap losses of the Integral paper's naming: H1 (MSE), H2 (softmax CE), H3 (BCE), and
+the MSE of UDP's combined targets (class and offset maps).
 
 All three accept 2D maps ``[B, K, h, w]`` and 3D volumes ``[B, K, d, h, w]`` alike (every
 dimension after the joints is one map) and reduce as the reference H1 does: the mean over
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from kitpose.errors import ComponentError
 from kitpose_plugins.losses.common import check_pair, joint_weights
 
 _EPS = 1e-12
@@ -90,3 +92,36 @@ class HeatmapBCE(nn.Module):
         if self.target_weight:
             per_map = per_map * joint_weights("heatmap_bce", weights, pred)
         return {"loss": per_map.mean()}
+
+
+class CombinedMSE(nn.Module):
+    """MSE for UDP's combined targets ``[B, 3K, h, w]`` (class disk, x offset, y offset per joint).
+
+    As mmpose's ``CombinedTargetMSELoss``: per joint, ``0.5 * MSE`` of the classification
+    maps (both multiplied by the joint's weight, as H1 does) plus ``0.5 * MSE`` of each offset
+    map, both masked by the target's disk so only cells near the keypoint learn an offset;
+    the mean over joints. ``target_weight=False`` ignores ``weights``.
+    """
+
+    outputs = ("loss",)
+
+    def __init__(self, target_weight: bool = True) -> None:
+        super().__init__()
+        self.target_weight = bool(target_weight)
+
+    def forward(self, pred: Tensor, target: Tensor, weights: Tensor | None = None) -> dict[str, Tensor]:
+        check_pair("combined_mse", pred, target)
+        if pred.dim() != 4 or pred.shape[1] % 3:
+            raise ComponentError(f"loss 'combined_mse': pred {tuple(pred.shape)} must be [B, 3K, h, w] "
+                                 "combined maps (class, x offset, y offset per joint)",
+                                 hint="connect an encoder like udp_combined and a head with joints: 3K")
+        b, c = pred.shape[:2]
+        p = pred.float().reshape(b, c // 3, 3, -1)
+        t = target.float().reshape(b, c // 3, 3, -1)
+        cls_p, cls_t = p[:, :, 0], t[:, :, 0]
+        if self.target_weight:
+            w = joint_weights("combined_mse", weights, cls_p)[..., None]
+            cls_p, cls_t = cls_p * w, cls_t * w
+        classification = (cls_p - cls_t).pow(2).mean(-1)  # [B, K]
+        offsets = (t[:, :, :1] * (p[:, :, 1:] - t[:, :, 1:])).pow(2).mean(-1).sum(-1)  # [B, K]
+        return {"loss": 0.5 * (classification + offsets).mean(0).mean()}
