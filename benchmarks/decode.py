@@ -7,7 +7,7 @@ Each reference decodes the way the public reference code does: numpy/OpenCV, one
 a time (the DARK reference blurs each map with cv2.GaussianBlur on a zero-padded copy,
 rescales, takes the log and solves one Newton step per joint; the arg-max is HRNet's
 ``get_max_preds``, coordinates and maxima). Both sides decode the same float32 64x48 maps
-(unbiased sigma-2 Gaussians plus N(0, 0.01) noise; UDP combined maps for ``udp_combined``)
+(unbiased sigma-2 Gaussians plus N(0, 0.01) noise; UDP combined maps for ``udp_offsets``)
 on the CPU with 2 threads. One table per batch size: best and median time of each side,
 the speed-up (timed in alternating rounds, see ``_timing.paired_ms``), and the largest
 coordinate difference (for ``dark``, over the joints both sides refine); then each
@@ -239,7 +239,7 @@ def table(batch: int, args, ratios: dict[str, dict[int, float]]) -> None:
         ("dark", {"blur_kernel": 11}, maps, lambda: ref_dark(array)[0]),
         ("dark_udp", {"blur_kernel": 11}, maps, lambda: ref_dark_udp(array)),
         ("megvii_peak", {"kernel": 11}, maps, lambda: ref_megvii(array)),
-        ("udp_combined", {}, combined, lambda: ref_udp_combined(combined.numpy())),
+        ("udp_offsets", {}, combined, lambda: ref_udp_combined(combined.numpy())),
         ("com", {}, maps, lambda: ref_com(array)),
         ("gaussfit", {}, maps, lambda: ref_gaussfit(array)),
         ("soft_argmax", {}, maps, lambda: ref_soft_argmax(array)),

@@ -34,6 +34,11 @@ KINDS: tuple[str, ...] = (
 )
 
 
+def article(word: str) -> str:
+    """``a`` or ``an`` before ``word`` (an encoder, a decoder)."""
+    return "an" if word[:1] in "aeiou" else "a"
+
+
 def plural(kind: str) -> str:
     """``decoder`` -> ``decoders``, ``loss`` -> ``losses``."""
     return kind + ("es" if kind.endswith("s") else "s")
@@ -350,7 +355,7 @@ class Registry:
             return table[name]
         elsewhere = [k for k in KINDS if name in self._tables[k]]
         if elsewhere:
-            hint = f"'{name}' is a {elsewhere[0]}, not a {kind}"
+            hint = f"'{name}' is {article(elsewhere[0])} {elsewhere[0]}, not {article(kind)} {kind}"
         else:
             listing = ", ".join(f"{n} [{e.plugin}]" for n, e in sorted(table.items())) or "none"
             hint = f"available {plural(kind)}: {listing}"

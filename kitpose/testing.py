@@ -566,29 +566,41 @@ def check_loss(loss: str | Callable[..., Any], /, *, inputs: str | None = None,
 
     ``inputs``: ``heatmaps`` ([B, K, h, w]), ``coordinates`` ([B, K, 2]) or ``stages`` (a
     list of heatmap predictions); default: the first form the loss accepts. ``encoder``:
-    use that encoder's heatmaps as the target instead (a registered name, a factory, or
-    ``{"use": name, **params}``), for losses of targets with several maps per joint.
+    use that encoder's targets instead (a registered name, a factory, or
+    ``{"use": name, **params}``): its heatmaps, for losses of several maps per joint, or
+    its per-axis vectors, which the loss takes as ``pred_x``, ``target_x``, ``pred_y``, ...
     """
     s = subject("loss", loss, {**(params or {}), **more})
     outputs = declared_outputs(s, ("loss",))
-    accepts(s, ("pred", "target", "weights"))
-    fn = s.build()
     generator = torch.Generator().manual_seed(seed)
+    axes: tuple[str, ...] = ()
+    if encoder is not None:
+        _, made, _, _ = encoded_case(s, encoder, generator)
+        if list(made) != ["heatmaps"]:
+            axes = tuple("xyz"[:len(made)])
+            target: Any = tuple(made.values())
+        else:
+            target = made["heatmaps"]
+    accepts(s, (*(f"{side}_{a}" for a in axes for side in ("pred", "target")), "weights") if axes
+            else ("pred", "target", "weights"))
+    fn = s.build()
     weights = torch.ones(BATCH, JOINTS)
+
+    def arguments(p: Any, t: Any) -> dict[str, Any]:
+        if not axes:
+            return {"pred": p, "target": t}
+        return {**{f"pred_{a}": v for a, v in zip(axes, p)}, **{f"target_{a}": v for a, v in zip(axes, t)}}
+
     errors = []
     forms = ["encoder targets"] if encoder is not None else [inputs] if inputs else LOSS_INPUTS
     for form in forms:
         if encoder is not None:
-            _, made, _, _ = encoded_case(s, encoder, generator)
-            if list(made) != ["heatmaps"]:
-                s.fail(f"the encoder's targets are {', '.join(made)}, not heatmaps",
-                       "check losses against an encoder that draws heatmaps")
-            target = made["heatmaps"]
-            pred = 0.1 * torch.randn(target.shape, generator=generator)
+            pred = tuple(0.1 * torch.randn(v.shape, generator=generator) for v in target) if axes \
+                else 0.1 * torch.randn(target.shape, generator=generator)
         else:
             pred, target = loss_inputs(form, generator)
         try:
-            fn(pred=pred, target=target, weights=weights)
+            fn(**arguments(pred, target), weights=weights)
             break
         except Exception as exc:
             errors.append(f"{form}: {_error(exc)}")
@@ -596,11 +608,12 @@ def check_loss(loss: str | Callable[..., Any], /, *, inputs: str | None = None,
         s.fail("it rejected every input form (" + "; ".join(errors) + ")",
                "take pred and target of one shape ([B, K, h, w] maps or [B, K, 2] keypoints) and weights [B, K]")
 
-    def value(p: Any, t: torch.Tensor, w: torch.Tensor, context: str) -> torch.Tensor:
-        given = snapshot_of({"target": t, "weights": w})
-        out = check_keys(s, s.call(fn, "loss", pred=p, target=t, weights=w), outputs, f"loss({context})")
-        unchanged(s, given, {"target": t, "weights": w})
-        return expect(s, "loss", out["loss"], (), device=t.device, context=f"for {context}")
+    def value(p: Any, t: Any, w: torch.Tensor, context: str) -> torch.Tensor:
+        given = {k: v for k, v in arguments(p, t).items() if not k.startswith("pred")}
+        kept = snapshot_of({**given, "weights": w})
+        out = check_keys(s, s.call(fn, "loss", **arguments(p, t), weights=w), outputs, f"loss({context})")
+        unchanged(s, kept, {**given, "weights": w})
+        return expect(s, "loss", out["loss"], (), device=w.device, context=f"for {context}")
 
     base = value(pred, target, weights, form)
     loss_gradient(s, value, pred, target, weights, form)
@@ -614,12 +627,12 @@ def check_loss(loss: str | Callable[..., Any], /, *, inputs: str | None = None,
     if same(value(shift_joint(pred, 3.0), target, weights, form), base, 1e-9):
         s.fail("changing a prediction does not change the loss", "compute the loss from pred")
     value(pred, target, torch.zeros_like(weights), f"{form}, all weights 0")
-    value(zeros_like(pred), torch.zeros_like(target), weights, f"{form}, all-zero pred and target")
+    value(zeros_like(pred), zeros_like(target), weights, f"{form}, all-zero pred and target")
     loss_gradient(s, value, pred, target, torch.zeros_like(weights), form, allow_zero=True)
     ran = ["outputs", "arguments", f"{form} input", "scalar loss", "gradient", "weights", "degenerate input"]
     for device in (devices if devices is not None else default_devices()):
         if device != "cpu":
-            there = value(moved(pred, device), target.to(device), weights.to(device), f"{form} on {device}")
+            there = value(moved(pred, device), moved(target, device), weights.to(device), f"{form} on {device}")
             if not same(there, base, 1e-4):
                 s.fail(f"the loss on {device} differs from the loss on the CPU", "use the same arithmetic everywhere")
             ran.append(f"on {device}")
@@ -645,12 +658,13 @@ def zeros_like(pred: Any) -> Any:
     return torch.zeros_like(pred)
 
 
-def loss_gradient(s: Subject, value: Callable[..., torch.Tensor], pred: Any, target: torch.Tensor,
+def loss_gradient(s: Subject, value: Callable[..., torch.Tensor], pred: Any, target: Any,
                   weights: torch.Tensor, form: str, *, allow_zero: bool = False) -> None:
     """The loss passes finite gradients back to every prediction (non-zero unless ``allow_zero``)."""
-    leaves = [p.detach().clone().requires_grad_(True) for p in (pred if form == "stages" else [pred])]
+    several = isinstance(pred, (list, tuple))  # stages, or one prediction per axis
+    leaves = [p.detach().clone().requires_grad_(True) for p in (pred if several else [pred])]
     context = f"{form}{', all weights 0' if allow_zero else ''}, with gradients"
-    loss = value(leaves if form == "stages" else leaves[0], target, weights, context)
+    loss = value(type(pred)(leaves) if several else leaves[0], target, weights, context)
     if not loss.requires_grad:
         s.fail(f"the loss for {context} carries no gradient to pred",
                "compute it from pred with torch operations (no .detach(), .item() or numpy); "

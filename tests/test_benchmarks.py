@@ -31,9 +31,11 @@ def rows(script: str) -> dict[str, tuple[float, float]]:
 
 
 @pytest.mark.parametrize("script, names, tolerance", [
-    ("decode.py", {"argmax", "standard", "dark", "dark_udp", "megvii_peak", "com", "gaussfit", "soft_argmax"}, 1e-4),
-    ("encode.py", {"gaussian (quantised)", "reference hoisted", "gaussian (unbiased)", "one_hot", "disk", "megvii"},
-     1e-6),
+    ("decode.py", {"argmax", "standard", "dark", "dark_udp", "megvii_peak", "udp_offsets", "com", "gaussfit",
+                   "soft_argmax"}, 1e-4),
+    ("encode.py", {"gaussian (quantised)", "reference hoisted", "gaussian (unbiased)", "one_hot", "disk", "megvii",
+                   "udp_combined"}, 1e-6),
+    ("integral.py", {"soft_argmax", "soft_argmax debias", "dsnt_reg (js)"}, 1e-3),
 ])
 def test_benchmark_runs_and_matches_its_reference(script, names, tolerance):
     found = rows(script)
@@ -51,3 +53,11 @@ def test_dark_step_measurement_runs_and_the_uncapped_step_is_the_reference():
     assert len(table) == 20
     assert all(free == reference for _, free, reference in table)  # no cap: DarkPose's numbers
     assert "mean over every row" in result.stdout
+
+
+def test_simcc_benchmark_runs_and_matches_its_reference():
+    found = rows("simcc.py")
+    assert set(found) == {"encoder", "decoder", "decoder dark"}
+    for name, (ratio, diff) in found.items():
+        assert ratio > 0, name
+        assert diff <= (1e-6 if name.startswith("encoder") else 1e-3), (name, diff)  # dark: float32 vs float64

@@ -42,7 +42,7 @@ def test_unknown_name_suggests_and_lists_providers():
 
 
 def test_name_of_another_kind_says_so():
-    with pytest.raises(UnknownComponentError, match="'adam' is a optimizer, not a decoder"):
+    with pytest.raises(UnknownComponentError, match="'adam' is an optimizer, not a decoder"):
         kitpose.build("decoder", "adam")
 
 

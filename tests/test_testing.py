@@ -20,8 +20,11 @@ BUILTIN_PARAMS = {
     ("decoder", "soft_argmax"): {"beta": 20.0, "differentiable": True},
     ("loss", "multi_stage"): {"loss": "heatmap_mse"},  # it wraps a loss, which it needs named
     # three maps per joint (class disk, x and y offsets): only their encoder draws them
-    ("decoder", "udp_combined"): {"encoder": "udp_combined"},
     ("loss", "combined_mse"): {"encoder": "udp_combined"},
+    ("decoder", "udp_offsets"): {"encoder": "udp_combined"},
+    # per-axis label vectors: checked on the encoder's labels, taken by their names
+    ("decoder", "simcc_peak"): {"encoder": "simcc"},
+    ("loss", "simcc_kl"): {"encoder": "simcc"},
     ("monitor", "visdom"): {"port": 1, "timeout": 0.5},  # nothing listens on port 1
 }
 

@@ -144,12 +144,12 @@ def test_loss_matches_mmpose_loop(points):
 
 def test_the_components_keep_the_contract():
     assert "weights" in check_encoder("udp_combined")
-    assert "2D location" in check_decoder("udp_combined", encoder="udp_combined", tolerance=1e-4)
+    assert "2D location" in check_decoder("udp_offsets", encoder="udp_combined", tolerance=1e-4)
     assert "gradient" in check_loss("combined_mse", encoder="udp_combined")
 
 
 def test_bad_input_is_one_clear_line():
-    with pytest.raises(ComponentError, match="decoder 'udp_combined': combined maps need 3 channels per joint"):
+    with pytest.raises(ComponentError, match="decoder 'udp_offsets': combined maps need 3 channels per joint"):
         UdpCombinedDecoder()(heatmaps=torch.zeros(1, 4, 8, 8))
     with pytest.raises(ComponentError, match="'radius_factor' must be a positive number"):
         UdpCombinedEncoder(radius_factor=0)

@@ -3,7 +3,7 @@
 Registers the encoders ``gaussian``, ``udp`` (mmpose's UDP targets), ``udp_combined`` (UDP's
 class disk and offset maps), ``megvii`` (blurred one-hot, peak 255), ``one_hot``, ``disk``,
 ``gaussian3d`` and ``one_hot3d`` and the decoders ``argmax``, ``standard`` (quarter-offset
-shift), ``com`` (centre of mass), ``udp_combined`` (arg-max of the class disk plus the offsets
+shift), ``com`` (centre of mass), ``udp_offsets`` (arg-max of the class disk plus the offsets
 read there) and ``megvii_peak`` (blur, arg-max, quarter and half-cell shift).
 The package also holds what every heatmap codec shares: the heatmap grid and its conventions
 (``grid``), argument checks (``common``), the encoder base (``encode``), the peak search
@@ -30,7 +30,7 @@ def kitpose_register(registry):
     registry.decoder("argmax", "kitpose_plugins.codecs.peak:ArgmaxDecoder")
     registry.decoder("standard", "kitpose_plugins.codecs.peak:StandardDecoder")
     registry.decoder("com", "kitpose_plugins.codecs.com:CentreOfMassDecoder")
-    registry.decoder("udp_combined", "kitpose_plugins.codecs.offsets:UdpCombinedDecoder")
+    registry.decoder("udp_offsets", "kitpose_plugins.codecs.offsets:UdpCombinedDecoder")
     registry.decoder("megvii_peak", "kitpose_plugins.codecs.megvii:MegviiDecoder")
 
     registry.augmentation("flip_test", "kitpose_plugins.codecs.flip_test:FlipTest")

@@ -46,7 +46,7 @@ class UdpCombinedEncoder(HeatmapEncoder):
     The UDP convention maps pixels to cells. The visibility rule is mmpose's by default
     (a joint with ``v < 0.5`` is skipped, all three maps zero, and keeps weight ``v``).
     Unlike mmpose, a joint whose disk misses every cell of the map gets weight 0. Decode
-    with ``udp_combined``; train with the ``combined_mse`` loss.
+    with ``udp_offsets``; train with the ``combined_mse`` loss.
     """
 
     label = "encoder 'udp_combined'"
@@ -106,7 +106,7 @@ class UdpCombinedDecoder(PeakDecoder):
     without a peak (flat, or nothing positive) gets score 0 and its arg-max without offsets.
     """
 
-    label = "decoder 'udp_combined'"
+    label = "decoder 'udp_offsets'"
     spatial = (2,)
     channels = CHANNELS
 
