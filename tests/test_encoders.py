@@ -395,3 +395,30 @@ def test_udp_targets_decode_back_with_dark_udp():
     maps = enc(keypoints=enc.to_image(cells))["heatmaps"]
     decoded = kitpose.build("decoder", "dark_udp")(heatmaps=maps)["keypoints"]
     assert (enc.to_image(decoded) - enc.to_image(cells)).norm(dim=-1).max() < 0.1  # input px
+
+
+@pytest.mark.parametrize("name, params", [
+    ("gaussian", {}), ("gaussian", {"unbiased": True}), ("gaussian", {"unbiased": True, "cut": True}),
+    ("gaussian", {"border": "reference", "visibility": "darkpose"}), ("udp", {}), ("one_hot", {}),
+    ("one_hot", {"unbiased": True}), ("disk", {"convention": "udp"}), ("megvii", {}), ("udp_combined", {}),
+    ("gaussian3d", {"depth_bins": 2}), ("one_hot3d", {"depth_bins": 2, "unbiased": True}),
+])
+def test_the_small_batch_numpy_path_draws_what_the_torch_path_draws(name, params, monkeypatch):
+    # one image on the CPU goes through numpy; keypoints that need gradients (and any other
+    # device, and large batches) through torch: the targets must be the same, bit for bit
+    enc = kitpose.build("encoder", name, **params)
+    dims = enc.grid.dims
+    g = torch.Generator().manual_seed(11)
+    size = torch.tensor([48 * 4.0, 64 * 4.0, 2.0][:dims])
+    points = torch.rand(3, 17, dims, generator=g) * (size + 60) - 30 - torch.tensor([0, 0, 1.0][:dims])
+    points[0, 0] = float("nan")
+    visible = torch.rand(3, 17, generator=g).round(decimals=1)
+    calls = []
+    numpy_path = type(enc).encode_numpy
+    monkeypatch.setattr(type(enc), "encode_numpy", lambda self, *a: calls.append(1) or numpy_path(self, *a))
+    fast = enc(keypoints=points, visible=visible)
+    slow = enc(keypoints=points.clone().requires_grad_(True), visible=visible)
+    assert calls == [1]  # the first call took the numpy path, the second did not
+    assert torch.equal(fast["heatmaps"], slow["heatmaps"].detach())
+    assert torch.equal(fast["weights"], slow["weights"].detach())
+    assert 0 < float(fast["weights"].sum()) < 51

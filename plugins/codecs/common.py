@@ -6,8 +6,7 @@ over samples or joints.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -73,25 +72,30 @@ def choice(component: str, name: str, value: Any, allowed: Sequence[str]) -> str
 SMALL_WORK = 1 << 19
 
 
-@contextmanager
-def one_thread_if_small(cells: int, device: torch.device) -> Iterator[None]:
+class one_thread_if_small:  # noqa: N801 - used as a context manager, like a function
     """Run the block on one CPU thread when it touches fewer than :data:`SMALL_WORK` cells.
 
     A parallel region costs a thread wake-up (microseconds on a quiet machine, a whole
     scheduler time slice, about a millisecond, when other processes hold the cores), and
     at one image (17 maps of 64x48: 52k cells) torch splits reductions across threads.
     Single-threaded, such a call costs what numpy's would, whatever the load. Only the
-    calling thread's OpenMP team is narrowed, and the setting is restored on exit.
+    calling thread's OpenMP team is narrowed, and the setting is restored on exit. (A
+    class, not a generator: it is entered on every small decoder call.)
     """
-    threads = torch.get_num_threads()
-    if device.type != "cpu" or threads == 1 or cells >= SMALL_WORK:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+
+    __slots__ = ("threads",)
+
+    def __init__(self, cells: int, device: torch.device) -> None:
+        threads = torch.get_num_threads()
+        self.threads = threads if device.type == "cpu" and threads > 1 and cells < SMALL_WORK else 0
+
+    def __enter__(self) -> None:
+        if self.threads:
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.threads:
+            torch.set_num_threads(self.threads)
 
 
 def coordinate_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -203,6 +207,14 @@ def outer(profiles: list[torch.Tensor]) -> torch.Tensor:
 
     Masks belong on a profile, not on the result: one large allocation per call, not two.
     """
+    out = profiles[1][..., :, None] * profiles[0][..., None, :]
+    if len(profiles) == 3:
+        out = profiles[2][..., :, None, None] * out[..., None, :, :]
+    return out
+
+
+def outer_numpy(profiles: list[np.ndarray]) -> np.ndarray:
+    """:func:`outer` in numpy."""
     out = profiles[1][..., :, None] * profiles[0][..., None, :]
     if len(profiles) == 3:
         out = profiles[2][..., :, None, None] * out[..., None, :, :]

@@ -19,9 +19,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 
-from kitpose_plugins.codecs.common import as_tensor, choice, coordinate_dtype, fail, one_thread_if_small
+from kitpose_plugins.codecs.common import (SMALL_WORK, as_tensor, choice, coordinate_dtype, fail, on_numpy,
+                                           one_thread_if_small)
 from kitpose_plugins.codecs.flip import flip_back
 from kitpose_plugins.codecs.grid import Grid
 
@@ -78,6 +80,40 @@ class HeatmapEncoder:
         """Maps ``[B, K, (d,) h, w]`` for ``centres``, all zero where ``keep`` is False."""
         raise NotImplementedError
 
+    def representable_numpy(self, centres: np.ndarray) -> np.ndarray:
+        """:meth:`representable` in numpy, for small CPU batches; an encoder that does not
+        override it always runs in torch."""
+        raise NotImplementedError
+
+    def draw_numpy(self, centres: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
+        """:meth:`draw` in numpy where it gives the same numbers; None: draw in torch."""
+        return None
+
+    @property
+    def numpy_path(self) -> bool:
+        """Whether small CPU batches may take :meth:`encode_numpy` (the encoder offers
+        :meth:`representable_numpy`)."""
+        return type(self).representable_numpy is not HeatmapEncoder.representable_numpy
+
+    def encode_numpy(self, points: np.ndarray, vis: np.ndarray, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+        """The small-batch CPU path: the per-joint bookkeeping (a few dozen tiny operations) in
+        numpy, where each costs a fraction of a torch call; the same arithmetic, so the same
+        targets as the torch path."""
+        finite = np.isfinite(points).all(-1)
+        scale = np.asarray(self.grid.scale[:points.shape[-1]], dtype=points.dtype)
+        offset = np.asarray(self.grid.offset[:points.shape[-1]], dtype=points.dtype)
+        centres = np.where(finite[..., None], points, 0).astype(points.dtype, copy=False) * scale + offset
+        keep, weights = visibility_rule(self.visibility, vis, finite & self.representable_numpy(centres))
+        maps = self.draw_numpy(centres, keep)
+        if maps is None:
+            with one_thread_if_small(0, torch.device("cpu")):
+                out = self.draw(torch.from_numpy(centres), torch.from_numpy(keep))
+        else:
+            out = torch.from_numpy(maps)
+        weights = torch.from_numpy(weights)
+        return {"heatmaps": out if out.dtype == dtype else out.to(dtype),
+                "weights": weights if weights.dtype == dtype else weights.to(dtype)}
+
     def __call__(self, keypoints: Any, visible: Any = None) -> dict[str, torch.Tensor]:
         """Targets for ``keypoints`` ``[B, K, n]`` in input px; ``visible`` ``[B, K]`` (default: all)."""
         points = as_tensor(self.label, "keypoints", keypoints)
@@ -88,7 +124,6 @@ class HeatmapEncoder:
                        hint="connect the dataset's keypoints" + ("_3d" if n == 3 else ""))
         dtype = points.dtype if points.is_floating_point() else torch.float32
         points = points.to(coordinate_dtype(points.dtype))  # half precision is drawn in float32
-        finite = torch.isfinite(points).all(dim=-1)
         if visible is None:
             vis = torch.ones(points.shape[:2], dtype=points.dtype, device=points.device)
         else:
@@ -97,6 +132,9 @@ class HeatmapEncoder:
                 raise fail(self.label, f"visible must be [B, K] = {list(points.shape[:2])}, "
                            f"got shape {tuple(vis.shape)}")
         cells = points.shape[0] * points.shape[1] * math.prod(self.grid.sizes)
+        if cells < SMALL_WORK and on_numpy(points) and self.numpy_path:
+            return self.encode_numpy(points.numpy(), vis.to(points.dtype).numpy(), dtype)
+        finite = torch.isfinite(points).all(dim=-1)
         with one_thread_if_small(cells, points.device):
             centres = self.grid.to_heatmap(torch.where(finite[..., None], points, torch.zeros_like(points)))
             keep, weights = visibility_rule(self.visibility, vis.to(points.dtype),
@@ -108,17 +146,24 @@ class HeatmapEncoder:
 VISIBILITY = ("any", "darkpose", "mmpose")
 
 
-def visibility_rule(rule: str, vis: torch.Tensor, drawable: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def visibility_rule(rule: str, vis: Any, drawable: Any) -> tuple[Any, Any]:
     """Which joints are drawn, and their weights, for visibility values ``vis`` ``[B, K]``
-    and whether each joint can be drawn on the map at all (``drawable``)."""
-    zero = torch.zeros_like(vis)
+    and whether each joint can be drawn on the map at all (``drawable``); torch tensors or
+    numpy arrays alike."""
+    xp = np if isinstance(vis, np.ndarray) else torch
+    zero = xp.zeros_like(vis)
     if rule == "any":
         keep = drawable & (vis > 0)
-        return keep, keep.to(vis.dtype)
+        return keep, xp.where(keep, zero + 1, zero)
     if rule == "darkpose":
-        return drawable & (vis > 0.5), torch.where(drawable, vis, zero)
+        return drawable & (vis > 0.5), xp.where(drawable, vis, zero)
     skipped = vis < 0.5  # mmpose: never drawn, never checked against the map, weight kept
-    return ~skipped & drawable, torch.where(skipped | drawable, vis, zero)
+    return ~skipped & drawable, xp.where(skipped | drawable, vis, zero)
+
+
+def cell_axes_numpy(sizes: tuple[int, ...], dtype: np.dtype) -> list[np.ndarray]:
+    """``arange`` of every axis (x, y[, z]) in ``dtype``."""
+    return [np.arange(size, dtype=dtype) for size in sizes]
 
 
 def cell_axes(sizes: tuple[int, ...], like: torch.Tensor) -> list[torch.Tensor]:

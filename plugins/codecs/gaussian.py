@@ -9,10 +9,11 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
-from kitpose_plugins.codecs.common import choice, flag, outer, positive
-from kitpose_plugins.codecs.encode import HeatmapEncoder, cell_axes
+from kitpose_plugins.codecs.common import choice, flag, outer, outer_numpy, positive
+from kitpose_plugins.codecs.encode import HeatmapEncoder, cell_axes, cell_axes_numpy
 from kitpose_plugins.codecs.grid import Grid
 
 
@@ -73,18 +74,56 @@ class GaussianEncoder(HeatmapEncoder):
             return ((mu + reach + 1 >= 0) & (mu - reach < sizes)).all(dim=-1)
         return ((mu + reach >= 0) & (mu - reach <= sizes - 1)).all(dim=-1)
 
+    def representable_numpy(self, centres: np.ndarray) -> np.ndarray:
+        mu, reach = np.floor(centres + 0.5) if self.cut else centres, 3.0 * self.sigma
+        sizes = np.asarray(self.grid.sizes, dtype=mu.dtype)
+        if self.border == "reference":
+            return ((mu + reach + 1 >= 0) & (mu - reach < sizes)).all(-1)
+        return ((mu + reach >= 0) & (mu - reach <= sizes - 1)).all(-1)
+
+    def draw_numpy(self, centres: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
+        """Quantised maps only: every joint's profile is the same table of ``exp`` at whole
+        cell offsets, made once by torch (so the numbers are the torch path's)."""
+        if self.unbiased:
+            return None
+        table = self.offset_table(centres.dtype)
+        reach = (table.shape[0] - 1) // 2
+        mu = np.floor(centres + 0.5)
+        profiles = []
+        for axis, cells in enumerate(cell_axes_numpy(self.grid.sizes, centres.dtype)):
+            d = cells - mu[..., axis, None]
+            inside = np.abs(d) <= reach
+            profiles.append(np.where(inside, table[np.where(inside, d + reach, 0).astype(np.int64)], 0)
+                            .astype(centres.dtype, copy=False))
+        profiles[0] = profiles[0] * keep[..., None].astype(centres.dtype)
+        return outer_numpy(profiles)
+
+    def offset_table(self, dtype: np.dtype) -> np.ndarray:
+        """The quantised profile at offsets ``-R .. R`` cells (``R = floor(3 sigma)``), computed
+        as :meth:`draw` computes it; cached per dtype."""
+        tables = self.__dict__.setdefault("_tables", {})
+        if dtype not in tables:
+            reach = math.floor(3.0 * self.sigma)
+            offsets = torch.arange(-reach, reach + 1, dtype=torch.from_numpy(np.zeros(0, dtype)).dtype)
+            tables[dtype] = self.profile(offsets).numpy()
+        return tables[dtype]
+
+    def profile(self, d: torch.Tensor) -> torch.Tensor:
+        """``exp(-d^2 / 2 sigma^2)``, its argument clamped just below what the tails keep."""
+        floor = 2 * torch.finfo(d.dtype).tiny ** (1 / self.grid.dims)
+        return torch.exp((d * d * (-0.5 / self.sigma ** 2)).clamp(min=math.log(floor) - 1.0))
+
     def draw(self, centres: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         mu, reach = self.centre_cells(centres), 3.0 * self.sigma
         # Far tails are set to 0 before the outer product: products of tiny values would be
         # subnormal floats, which are exact to drop and very slow to compute with on CPUs
         # (so is exp near underflow: its argument is clamped just below the floor first).
         floor = 2 * torch.finfo(centres.dtype).tiny ** (1 / centres.shape[-1])
-        lowest = math.log(floor) - 1.0
         window = self.window_centres(centres)
         profiles = []
         for axis, cells in enumerate(cell_axes(self.grid.sizes, centres)):
             d = cells - mu[..., axis, None]
-            profile = torch.exp((d * d * (-0.5 / self.sigma ** 2)).clamp(min=lowest))
+            profile = self.profile(d)
             use = (cells - window[..., axis, None]).abs() <= reach if self.cut else profile >= floor
             profiles.append(torch.where(use, profile, torch.zeros_like(profile)))
         profiles[0] = profiles[0] * keep[..., None].to(centres.dtype)
@@ -115,6 +154,26 @@ class OneHotEncoder(HeatmapEncoder):
         mu = self.centre_cells(centres)
         sizes = torch.tensor(self.grid.sizes, dtype=mu.dtype, device=mu.device)
         return ((mu >= 0) & (mu <= sizes - 1)).all(dim=-1)
+
+    def representable_numpy(self, centres: np.ndarray) -> np.ndarray:
+        mu = centres if self.unbiased else np.floor(centres + 0.5)
+        sizes = np.asarray(self.grid.sizes, dtype=mu.dtype)
+        return ((mu >= 0) & (mu <= sizes - 1)).all(-1)
+
+    def draw_numpy(self, centres: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        mu = centres if self.unbiased else np.floor(centres + 0.5)
+        if not self.unbiased:  # a one per kept joint, written into zeros
+            maps = np.zeros(centres.shape[:2] + tuple(reversed(self.grid.sizes)), dtype=centres.dtype)
+            b, k = np.nonzero(keep)
+            cells = mu[b, k].astype(np.int64)
+            maps[(b, k) + tuple(cells[:, axis] for axis in reversed(range(cells.shape[-1])))] = 1
+            return maps
+        profiles = []
+        for axis, cells in enumerate(cell_axes_numpy(self.grid.sizes, centres.dtype)):
+            d = cells - mu[..., axis, None]
+            profiles.append(np.maximum(1.0 - np.abs(d), 0) if self.unbiased else (d == 0).astype(d.dtype))
+        profiles[0] = profiles[0] * keep[..., None].astype(centres.dtype)
+        return outer_numpy(profiles)
 
     def draw(self, centres: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         mu = self.centre_cells(centres)
@@ -151,6 +210,30 @@ class DiskEncoder(HeatmapEncoder):
         closest = torch.minimum(nearest.clamp(min=0), sizes - 1)  # the map cell nearest the point
         gap = (((closest - centres) / scale) ** 2).sum(dim=-1)
         return on_map | (gap <= self.radius ** 2)
+
+    def representable_numpy(self, centres: np.ndarray) -> np.ndarray:
+        nearest = np.floor(centres + 0.5)
+        sizes = np.asarray(self.grid.sizes, dtype=centres.dtype)
+        scale = np.asarray(self.grid.scale, dtype=centres.dtype)
+        on_map = ((nearest >= 0) & (nearest <= sizes - 1)).all(-1)
+        closest = np.minimum(np.maximum(nearest, 0), sizes - 1)
+        gap = (((closest - centres) / scale) ** 2).sum(-1)
+        return on_map | (gap <= self.radius ** 2)
+
+    def draw_numpy(self, centres: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        (xs, ys), (sx, sy) = cell_axes_numpy(self.grid.sizes, centres.dtype), self.grid.scale
+        cx, cy = centres[..., 0, None], centres[..., 1, None]
+        across = np.abs((xs - cx) / sx)
+        down = ((ys - cy) / sy) ** 2
+        room = self.radius ** 2 - down
+        reach = np.where(room >= 0, np.sqrt(np.maximum(room, 0)), -1.0).astype(centres.dtype)
+        nearest = np.floor(centres + 0.5)
+        on_map = ((nearest >= 0) & (nearest <= np.asarray(self.grid.sizes, dtype=centres.dtype) - 1)).all(-1)
+        gap = np.abs((nearest[..., 0] - centres[..., 0]) / sx)
+        widen = (ys == nearest[..., 1, None]) & on_map[..., None]
+        reach = np.where(widen, np.maximum(reach, gap[..., None]), reach)
+        reach = np.where(keep[..., None], reach, -1.0).astype(centres.dtype)
+        return (across[..., None, :] <= reach[..., :, None]).astype(centres.dtype)
 
     def draw(self, centres: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         # Row by row a disk is an interval: cell (y, x) is set when |dx| <= reach(y), with

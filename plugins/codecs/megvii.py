@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from kitpose_plugins.codecs.blur import MapBlur, rescaled
@@ -54,6 +55,10 @@ class MegviiEncoder(HeatmapEncoder):
         cells = torch.floor(centres)
         sizes = torch.tensor(self.grid.sizes, dtype=cells.dtype, device=cells.device)
         return ((cells >= 0) & (cells <= sizes - 1)).all(dim=-1)
+
+    def representable_numpy(self, centres: np.ndarray) -> np.ndarray:
+        cells = np.floor(centres)
+        return ((cells >= 0) & (cells <= np.asarray(self.grid.sizes, dtype=cells.dtype) - 1)).all(-1)
 
     def draw(self, centres: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         width, height = self.grid.sizes

@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from kitpose_plugins.codecs.blur import MapBlur
 from kitpose_plugins.codecs.common import (coordinate_dtype, fail, first_argmax, heatmap_batch,
                                            one_thread_if_small, peak_scores, positive, positive_int, unravel)
-from kitpose_plugins.codecs.encode import HeatmapEncoder, cell_axes
+from kitpose_plugins.codecs.encode import HeatmapEncoder, cell_axes, cell_axes_numpy
 from kitpose_plugins.codecs.flip import flip_back
 from kitpose_plugins.codecs.grid import Grid
 from kitpose_plugins.codecs.peak import PeakDecoder
@@ -63,6 +64,26 @@ class UdpCombinedEncoder(HeatmapEncoder):
         sizes = torch.tensor(self.grid.sizes, dtype=centres.dtype, device=centres.device)
         nearest = torch.minimum(torch.round(centres).clamp(min=0), sizes - 1)  # the closest cell, per axis
         return (centres - nearest).pow(2).sum(dim=-1) <= self.radius ** 2
+
+    def representable_numpy(self, centres: np.ndarray) -> np.ndarray:
+        sizes = np.asarray(self.grid.sizes, dtype=centres.dtype)
+        nearest = np.minimum(np.maximum(np.round(centres), 0), sizes - 1)
+        return ((centres - nearest) ** 2).sum(-1) <= self.radius ** 2
+
+    def draw_numpy(self, centres: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        x, y = cell_axes_numpy(self.grid.sizes, centres.dtype)
+        on = keep.astype(centres.dtype)[..., None]
+        dx = (centres[..., 0:1] - x) / self.radius * on
+        dy = (centres[..., 1:2] - y) / self.radius * on
+        disk = (dy ** 2)[..., :, None] + (dx ** 2)[..., None, :] <= 1
+        disk &= keep[..., None, None]
+        b, k = centres.shape[:2]
+        h, w = dy.shape[-1], dx.shape[-1]
+        maps = np.empty((b, k, CHANNELS, h, w), dtype=centres.dtype)
+        maps[:, :, 0] = disk
+        maps[:, :, 1] = dx[..., None, :]
+        maps[:, :, 2] = dy[..., :, None]
+        return maps.reshape(b, k * CHANNELS, h, w)
 
     def draw(self, centres: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         x, y = cell_axes(self.grid.sizes, centres)

@@ -8,18 +8,25 @@ negative).
 """
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import torch
 
 from kitpose_plugins.codecs.common import (coordinate_dtype, first_argmax, heatmap_batch,
-                                           on_numpy, one_thread_if_small, peak_scores, unravel)
+                                           on_numpy, one_thread_if_small, peak_scores,
+                                           unravel)
 from kitpose_plugins.codecs.patch import gather_window
 
 
 class PeakDecoder:
-    """Base class: ``dec(heatmaps=[B, K, (d,) h, w])`` -> ``keypoints`` (cells), ``scores``."""
+    """Base class: ``dec(heatmaps=[B, K, (d,) h, w])`` -> ``keypoints`` (cells), ``scores``.
+
+    On the CPU (no gradients wanted) the peak search runs in numpy: at one image a numpy call
+    costs a fraction of a torch call. A subclass refines the arg-max in torch
+    (:meth:`refine`) or, where it has one, in numpy (:meth:`refine_numpy`).
+    """
 
     outputs = ("keypoints", "scores")
     label = "decoder"
@@ -29,19 +36,64 @@ class PeakDecoder:
         """Sub-cell offsets ``[B, K, n]`` to add to the integer argmax ``cells`` (None: none)."""
         return None
 
+    def refine_numpy(self, flat: np.ndarray, index: np.ndarray, cells: np.ndarray,
+                     spatial: tuple[int, ...]) -> np.ndarray | None:
+        """:meth:`refine` in numpy for the CPU path, given the maps ``flat [B, K, N]``, the
+        arg-max's flat ``index [B, K]`` and ``cells [B, K, n]``; NotImplemented: use
+        :meth:`refine`."""
+        return NotImplemented if type(self).refine is not PeakDecoder.refine else None
+
     def __call__(self, heatmaps: Any) -> dict[str, torch.Tensor]:
         """Decode ``heatmaps``; returns ``keypoints [B, K, 2|3]`` in heatmap cells and ``scores [B, K]``."""
         maps = heatmap_batch(self.label, heatmaps, self.spatial)
+        dtype = coordinate_dtype(maps.dtype)
+        spatial = tuple(maps.shape[2:])
+        if on_numpy(maps):
+            return self.decode_numpy(maps, dtype, spatial)
         with one_thread_if_small(maps.numel(), maps.device):
             flat = maps.flatten(2)
             peak, index, level = first_argmax(flat)
-            cells = unravel(index, maps.shape[2:])
-            dtype = coordinate_dtype(maps.dtype)
+            cells = unravel(index, spatial)
             keypoints = cells.to(dtype)
             offsets = self.refine(maps, flat, cells)
             if offsets is not None:
                 keypoints = keypoints + offsets
             return {"keypoints": keypoints, "scores": peak_scores(peak, level).to(dtype)}
+
+    def decode_numpy(self, maps: torch.Tensor, dtype: torch.dtype, spatial: tuple[int, ...]) -> dict[str, torch.Tensor]:
+        """The CPU path: arg-max, scores and (where offered) the refinement in numpy."""
+        values = maps.contiguous().numpy().reshape(*maps.shape[:2], math.prod(spatial))
+        index = values.argmax(axis=-1)
+        rows = values.reshape(-1, values.shape[-1])
+        first = index.reshape(-1)
+        peak = rows[np.arange(rows.shape[0]), first]
+        level = np.zeros(first.shape, dtype=bool)  # only a map whose first maximum is its first cell can be flat
+        maybe = np.flatnonzero(first == 0)
+        if maybe.size:
+            level[maybe] = (rows[maybe] == peak[maybe, None]).all(axis=-1)
+        cells = unravel_numpy(index, spatial)
+        kind = np.float64 if dtype == torch.float64 else np.float32
+        scores = np.where(level | (peak <= 0), 0, peak).astype(kind, copy=False).reshape(index.shape)
+        offsets = self.refine_numpy(values, index, cells, spatial)
+        if offsets is NotImplemented:
+            torch_cells = torch.from_numpy(cells)
+            keypoints = torch_cells.to(dtype)
+            with one_thread_if_small(maps.numel(), maps.device):
+                more = self.refine(maps, maps.flatten(2), torch_cells)
+            if more is not None:
+                keypoints = keypoints + more
+            return {"keypoints": keypoints, "scores": torch.from_numpy(scores)}
+        keypoints = cells.astype(kind) if offsets is None else (cells + offsets).astype(kind, copy=False)
+        return {"keypoints": torch.from_numpy(keypoints), "scores": torch.from_numpy(scores)}
+
+
+def unravel_numpy(index: np.ndarray, spatial: tuple[int, ...]) -> np.ndarray:
+    """Flat indices ``[B, K]`` over ``spatial`` ((d,) h, w) -> integer cells ``[B, K, n]`` (x, y[, z])."""
+    if len(spatial) == 2:
+        cells = np.empty(index.shape + (2,), dtype=index.dtype)
+        np.divmod(index, spatial[1], out=(cells[..., 1], cells[..., 0]))
+        return cells
+    return np.stack(np.unravel_index(index, spatial)[::-1], axis=-1)
 
 
 def quarter_offsets(values: torch.Tensor, valid: torch.Tensor, radius: int, dims: int) -> torch.Tensor:
@@ -78,30 +130,24 @@ class StandardDecoder(PeakDecoder):
     label = "decoder 'standard'"
 
     def refine(self, maps: torch.Tensor, flat: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
-        dtype = coordinate_dtype(maps.dtype)
-        if on_numpy(flat):
-            return torch.from_numpy(0.25 * neighbour_slopes(flat.numpy(), cells.numpy(), maps.shape[2:])).to(dtype)
         values, valid = gather_window(flat, maps.shape[2:], cells, 1)
-        return quarter_offsets(values, valid, 1, cells.shape[-1]).to(dtype)
+        return quarter_offsets(values, valid, 1, cells.shape[-1]).to(coordinate_dtype(maps.dtype))
+
+    def refine_numpy(self, flat: np.ndarray, index: np.ndarray, cells: np.ndarray,
+                     spatial: tuple[int, ...]) -> np.ndarray:
+        return 0.25 * neighbour_slopes(flat, index, cells, spatial)
 
 
-def neighbour_slopes(flat: np.ndarray, cells: np.ndarray, spatial: tuple[int, ...]) -> np.ndarray:
-    """``sign(h[c + 1] - h[c - 1])`` per axis at ``cells [B, K, n]`` of maps ``flat [B, K, N]``
-    (numpy), 0 where a neighbour is off the map: :func:`quarter_offsets` / 0.25 for radius 1.
-
-    The CPU path of ``standard``: a handful of numpy calls, whatever the batch, where the
-    window gather takes dozens of small torch calls (what one image pays for).
+def neighbour_slopes(flat: np.ndarray, index: np.ndarray, cells: np.ndarray, spatial: tuple[int, ...]) -> np.ndarray:
+    """``sign(h[c + 1] - h[c - 1])`` per axis at the arg-max (flat ``index [B, K]``, ``cells
+    [B, K, n]``) of maps ``flat [B, K, N]`` (numpy), 0 where a neighbour is off the map:
+    :func:`quarter_offsets` / 0.25 for radius 1. All axes' neighbours come in one gather.
     """
     rows = flat.reshape(-1, flat.shape[-1])
     at = cells.reshape(-1, cells.shape[-1])
-    sizes = tuple(reversed(spatial))
-    strides = np.cumprod((1,) + sizes[:-1])
-    centre = at @ strides
-    which = np.arange(rows.shape[0])
-    slopes = np.zeros(at.shape, dtype=np.float64)
-    for axis, (size, stride) in enumerate(zip(sizes, strides)):  # two or three axes
-        inside = (at[:, axis] > 0) & (at[:, axis] < size - 1)
-        ahead = rows[which, np.minimum(centre + stride, rows.shape[1] - 1)]
-        behind = rows[which, np.maximum(centre - stride, 0)]
-        slopes[:, axis] = np.where(inside, np.sign(ahead - behind), 0.0)
-    return slopes.reshape(cells.shape)
+    sizes = spatial[::-1]  # x, y(, z)
+    steps = [1, -1, sizes[0], -sizes[0]] + ([sizes[0] * sizes[1], -sizes[0] * sizes[1]] if len(sizes) == 3 else [])
+    around = np.minimum(np.maximum(index.reshape(-1, 1) + np.array(steps), 0), rows.shape[1] - 1)
+    values = rows[np.arange(rows.shape[0])[:, None], around]  # +x, -x, +y, -y(, +z, -z)
+    inside = (at > 0) & (at < np.array(sizes) - 1)
+    return (np.sign(values[:, 0::2] - values[:, 1::2]) * inside).reshape(cells.shape)
