@@ -379,3 +379,17 @@ def test_dsnt_training_moves_the_estimate_and_sharpens_the_map():
         optimiser.step()
     assert (dec(heatmaps=logits)["keypoints"] - target).norm() < 0.3
     assert reg(pred=logits, target=target)["loss"].item() < 0.2 * before
+
+
+@pytest.mark.parametrize("debias", [False, True])
+def test_large_cpu_batches_are_decoded_in_blocks_with_the_same_result(debias):
+    from kitpose_plugins.integral.soft_argmax import SoftArgmax
+
+    maps = torch.randn(70, 17, 32, 32, generator=torch.Generator().manual_seed(3)).requires_grad_(True)
+    dec = SoftArgmax(beta=2.0, debias=debias)
+    blocked = dec(heatmaps=maps)
+    whole = dec.expectation(maps)
+    for key in ("keypoints", "scores"):
+        torch.testing.assert_close(blocked[key], whole[key], rtol=1e-6, atol=1e-6)
+    blocked["keypoints"].sum().backward()
+    assert maps.grad is not None and torch.isfinite(maps.grad).all() and maps.grad.abs().sum() > 0

@@ -89,6 +89,9 @@ class HeatmapEncoder:
         """:meth:`draw` in numpy where it gives the same numbers; None: draw in torch."""
         return None
 
+    #: whether the numpy path is the faster one for large batches too (see :meth:`encode_numpy`)
+    numpy_at_any_size = False
+
     @property
     def numpy_path(self) -> bool:
         """Whether small CPU batches may take :meth:`encode_numpy` (the encoder offers
@@ -132,7 +135,7 @@ class HeatmapEncoder:
                 raise fail(self.label, f"visible must be [B, K] = {list(points.shape[:2])}, "
                            f"got shape {tuple(vis.shape)}")
         cells = points.shape[0] * points.shape[1] * math.prod(self.grid.sizes)
-        if cells < SMALL_WORK and on_numpy(points) and self.numpy_path:
+        if on_numpy(points) and self.numpy_path and (cells < SMALL_WORK or self.numpy_at_any_size):
             return self.encode_numpy(points.numpy(), vis.to(points.dtype).numpy(), dtype)
         finite = torch.isfinite(points).all(dim=-1)
         with one_thread_if_small(cells, points.device):

@@ -90,11 +90,18 @@ class UdpCombinedEncoder(HeatmapEncoder):
         on = keep.to(centres.dtype)[..., None]
         dx = (centres[..., 0:1] - x) / self.radius * on  # [B, K, w]
         dy = (centres[..., 1:2] - y) / self.radius * on  # [B, K, h]
-        disk = (dy.pow(2)[..., :, None] + dx.pow(2)[..., None, :] <= 1) & keep[..., None, None]
         b, k = centres.shape[:2]
         h, w = dy.shape[-1], dx.shape[-1]
-        maps = torch.stack([disk.to(centres.dtype), dx[..., None, :].expand(b, k, h, w),
-                            dy[..., :, None].expand(b, k, h, w)], dim=2)
+        maps = torch.empty((b, k, CHANNELS, h, w), dtype=centres.dtype, device=centres.device)
+        # the disk, built in its own slot (no map-sized temporaries): a joint not kept gets
+        # an infinite distance, so its disk is empty
+        with torch.no_grad():  # a step function: no gradient to keep
+            down = torch.where(keep[..., None], dy.pow(2), torch.full_like(dy, float("inf")))
+            disk = maps[:, :, 0]
+            torch.add(down[..., :, None], dx.pow(2)[..., None, :], out=disk)
+            torch.le(disk, 1, out=disk)
+        maps[:, :, 1] = dx[..., None, :]
+        maps[:, :, 2] = dy[..., :, None]
         return maps.reshape(b, k * CHANNELS, h, w)
 
     def flip_back(self, heatmaps: torch.Tensor, flip_pairs: Any) -> torch.Tensor:

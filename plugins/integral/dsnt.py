@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kitpose.errors import ComponentError
-from kitpose_plugins.codecs.common import choice, coordinate_dtype, fail, outer, positive, positive_int
+from kitpose_plugins.codecs.common import (choice, coordinate_dtype, fail, one_thread_if_small, outer, positive,
+                                           positive_int)
 from kitpose_plugins.losses.common import check_pair, joint_weights
 
 #: dsntnn's guard inside its logarithms and Gaussian normalisation.
@@ -78,6 +79,13 @@ class DsntRegulariser(nn.Module):
         self.divergence = choice(self.label, "divergence", divergence, ("js", "kl"))
 
     def forward(self, pred: Tensor, target: Tensor, weights: Tensor | None = None) -> dict[str, Tensor]:
+        if isinstance(pred, Tensor):
+            with one_thread_if_small(pred.numel(), pred.device):
+                return self.divergence_loss(pred, target, weights)
+        return self.divergence_loss(pred, target, weights)
+
+    def divergence_loss(self, pred: Tensor, target: Tensor, weights: Tensor | None) -> dict[str, Tensor]:
+        """:meth:`forward`'s work (on one thread for small CPU batches)."""
         if not isinstance(pred, Tensor) or not isinstance(target, Tensor):
             raise ComponentError(f"{self.label} takes tensors for pred and target, got "
                                  f"{type(pred).__name__} and {type(target).__name__}")

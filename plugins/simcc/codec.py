@@ -15,10 +15,11 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import numpy as np
 import torch
 
 from kitpose_plugins.codecs.common import (as_tensor, choice, coordinate_dtype, fail, first_argmax,
-                                           flag, one_thread_if_small, positive, size_pair)
+                                           flag, on_numpy, one_thread_if_small, positive, size_pair)
 from kitpose_plugins.codecs.encode import VISIBILITY, visibility_rule
 
 #: the label shapes an encoder draws
@@ -307,6 +308,15 @@ def arg_max(vx: torch.Tensor, vy: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
     maxima as ``scores`` (0 where not positive), the two index tensors, and whether each
     vector has a peak (``[B, K, 2]``: not flat, maximum positive); :func:`first_argmax` does
     the search (numpy on the CPU, an explicit tie-break elsewhere)."""
+    if on_numpy(vx) and on_numpy(vy):  # one image costs a few numpy calls, not a dozen torch ones
+        ax, ay = vx.numpy(), vy.numpy()
+        ix, iy = ax.argmax(axis=-1), ay.argmax(axis=-1)
+        tx, ty = ax.max(axis=-1), ay.max(axis=-1)
+        top = np.minimum(tx, ty)
+        keypoints = np.stack([ix, iy], axis=-1).astype(ax.dtype)
+        peaked = np.stack([(tx > 0) & (tx > ax.min(axis=-1)), (ty > 0) & (ty > ay.min(axis=-1))], axis=-1)
+        return (torch.from_numpy(keypoints), torch.from_numpy(np.where(top > 0, top, 0).astype(ax.dtype)),
+                (torch.from_numpy(ix), torch.from_numpy(iy)), torch.from_numpy(peaked))
     top_x, index_x, level_x = first_argmax(vx)
     top_y, index_y, level_y = first_argmax(vy)
     score = torch.minimum(top_x, top_y)
