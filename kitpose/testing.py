@@ -405,10 +405,18 @@ def check_decoder(decoder: str | Callable[..., Any], /, *, spatial: Sequence[int
 def encoded_case(s: Subject, encoder: str | Callable[..., Any] | Mapping[str, Any],
                  generator: torch.Generator) -> tuple[int, dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
     """(dims, the encoder's targets of random inner keypoints, their cells, the cells' extent x, y[, z])."""
+    return encoded_targets(s, encoder, generator)[:4]
+
+
+def encoded_targets(s: Subject, encoder: str | Callable[..., Any] | Mapping[str, Any],
+                    generator: torch.Generator) -> tuple[int, dict[str, torch.Tensor], torch.Tensor, torch.Tensor,
+                                                         Targets]:
+    """:func:`encoded_case`, and the form of the targets."""
     if isinstance(encoder, Mapping):
         spec = dict(encoder)
         if "use" not in spec:
-            raise TypeError("an encoder given as a mapping needs 'use': {'use': 'name', **params}")
+            raise ContractViolation(f"{s.label}: the encoder given as a mapping has no 'use'; "
+                                    "write encoder={'use': 'name', **params}")
         pair = subject("encoder", spec.pop("use"), spec)
     else:
         pair = subject("encoder", encoder, {})
@@ -416,7 +424,7 @@ def encoded_case(s: Subject, encoder: str | Callable[..., Any] | Mapping[str, An
     form = targets_of(pair, enc, None)
     truth = inner_points(form.shape, generator)
     out = make_targets(pair, enc, form, truth, torch.ones(truth.shape[:2]), f"{form.dims}D float32")
-    return form.dims, {name: out[name] for name in form.names}, truth, torch.tensor(list(reversed(form.shape)))
+    return form.dims, {name: out[name] for name in form.names}, truth, torch.tensor(list(reversed(form.shape))), form
 
 
 def decode(s: Subject, dec: Any, outputs: Sequence[str], inputs: Mapping[str, torch.Tensor],
@@ -574,8 +582,10 @@ def check_loss(loss: str | Callable[..., Any], /, *, inputs: str | None = None,
     outputs = declared_outputs(s, ("loss",))
     generator = torch.Generator().manual_seed(seed)
     axes: tuple[str, ...] = ()
+    channels = 1
     if encoder is not None:
-        _, made, _, _ = encoded_case(s, encoder, generator)
+        _, made, _, _, made_form = encoded_targets(s, encoder, generator)
+        channels = made_form.channels
         if list(made) != ["heatmaps"]:
             axes = tuple("xyz"[:len(made)])
             target: Any = tuple(made.values())
@@ -620,11 +630,11 @@ def check_loss(loss: str | Callable[..., Any], /, *, inputs: str | None = None,
     muted = weights.clone()
     muted[0, 0] = 0.0
     reference = value(pred, target, muted, f"{form}, joint (0, 0) weighted 0")
-    shifted = value(shift_joint(pred, 3.0), target, muted, f"{form}, joint (0, 0) weighted 0")
+    shifted = value(shift_joint(pred, 3.0, channels), target, muted, f"{form}, joint (0, 0) weighted 0")
     if not same(reference, shifted, 1e-6):
         s.fail("changing the prediction of a joint with weight 0 changes the loss",
                "multiply each joint's loss by its weight")
-    if same(value(shift_joint(pred, 3.0), target, weights, form), base, 1e-9):
+    if same(value(shift_joint(pred, 3.0, channels), target, weights, form), base, 1e-9):
         s.fail("changing a prediction does not change the loss", "compute the loss from pred")
     value(pred, target, torch.zeros_like(weights), f"{form}, all weights 0")
     value(zeros_like(pred), zeros_like(target), weights, f"{form}, all-zero pred and target")
@@ -639,16 +649,18 @@ def check_loss(loss: str | Callable[..., Any], /, *, inputs: str | None = None,
     return ran
 
 
-def shift_joint(pred: Any, amount: float) -> Any:
-    """A copy of ``pred`` (or of every stage) with joint (0, 0) changed by up to ``amount``.
+def shift_joint(pred: Any, amount: float, channels: int = 1) -> Any:
+    """A copy of ``pred`` (or of every stage) with joint (0, 0) changed by up to ``amount``:
+    every one of its ``channels`` maps.
 
     The change is a ramp, not a constant: softmax-based losses ignore constant offsets.
     """
     if isinstance(pred, (list, tuple)):
-        return type(pred)(shift_joint(p, amount) for p in pred)
+        return type(pred)(shift_joint(p, amount, channels) for p in pred)
     out = pred.detach().clone()
-    ramp = torch.arange(1, out[0, 0].numel() + 1, dtype=out.dtype, device=out.device)
-    out[0, 0] += amount * (ramp / ramp.numel()).view(out[0, 0].shape)
+    joint = out[0, :channels]
+    ramp = torch.arange(1, joint.numel() + 1, dtype=out.dtype, device=out.device)
+    out[0, :channels] += amount * (ramp / ramp.numel()).view(joint.shape)
     return out
 
 

@@ -208,3 +208,28 @@ def test_small_cpu_calls_run_on_one_thread_and_restore_the_count():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_subclass_that_refines_otherwise_does_not_get_the_numpy_twin():
+    from kitpose_plugins.codecs.peak import StandardDecoder
+
+    class Half(StandardDecoder):  # its own refinement, in torch only
+        def refine(self, maps, flat, cells):
+            return 0.5 * super().refine(maps, flat, cells)
+
+    maps = torch.zeros(1, 2, 8, 8)
+    maps[0, 0, 3, 3], maps[0, 0, 3, 4] = 1.0, 0.5
+    maps[0, 1, 5, 2], maps[0, 1, 6, 2] = 1.0, 0.25
+    got = Half()(heatmaps=maps)["keypoints"]
+    assert got.tolist() == [[[3.125, 3.0], [2.0, 5.125]]]
+
+
+def test_nan_maps_decode_alike_on_both_paths_with_score_zero():
+    maps = torch.rand(2, 3, 8, 6, generator=torch.Generator().manual_seed(5))
+    maps[0, 0] = float("nan")
+    maps[1, 1, 2, 2] = float("nan")
+    dec = kitpose.build("decoder", "standard")
+    fast, slow = dec(heatmaps=maps), dec(heatmaps=maps.clone().requires_grad_(True))
+    assert fast["scores"][0, 0] == 0 and slow["scores"][0, 0] == 0
+    assert torch.isfinite(fast["keypoints"][1, 1]).all()
+    assert torch.equal(fast["scores"][1:], slow["scores"][1:].detach())

@@ -422,3 +422,15 @@ def test_the_small_batch_numpy_path_draws_what_the_torch_path_draws(name, params
     assert torch.equal(fast["heatmaps"], slow["heatmaps"].detach())
     assert torch.equal(fast["weights"], slow["weights"].detach())
     assert 0 < float(fast["weights"].sum()) < 51
+
+
+def test_a_subclass_that_draws_otherwise_does_not_get_the_numpy_twin():
+    from kitpose_plugins.codecs.gaussian import GaussianEncoder
+
+    class Doubled(GaussianEncoder):  # its own drawing, in torch only
+        def draw(self, centres, keep):
+            return 2 * super().draw(centres, keep)
+
+    enc = Doubled(sigma=2.0, heatmap_size=[12, 16])
+    maps = enc(keypoints=torch.tensor([[[20.0, 30.0]]]))["heatmaps"]
+    assert float(maps.max()) == 2.0

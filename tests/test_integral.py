@@ -393,3 +393,15 @@ def test_large_cpu_batches_are_decoded_in_blocks_with_the_same_result(debias):
         torch.testing.assert_close(blocked[key], whole[key], rtol=1e-6, atol=1e-6)
     blocked["keypoints"].sum().backward()
     assert maps.grad is not None and torch.isfinite(maps.grad).all() and maps.grad.abs().sum() > 0
+
+
+def test_dsnt_reg_in_blocks_equals_the_whole_batch():
+    from kitpose_plugins.integral.dsnt import DsntRegulariser, average
+
+    g = torch.Generator().manual_seed(4)
+    pred = torch.randn(70, 17, 32, 32, generator=g)
+    cells = 4 + 24 * torch.rand(70, 17, 2, generator=g)
+    weights = (torch.rand(70, 17, generator=g) > 0.2).float()
+    reg = DsntRegulariser(sigma=1.5)
+    whole = average(reg.divergences(pred, cells, False), weights)
+    torch.testing.assert_close(reg(pred=pred, target=cells, weights=weights)["loss"], whole, rtol=1e-6, atol=1e-7)

@@ -57,10 +57,10 @@ def reference_loss(pred, target, weights):
     total = 0.0
     for k in range(c // 3):
         w = weights[:, k, None]
-        cls_p, cls_t = pred[:, 3 * k] * w, target[:, 3 * k] * w
+        cls_p, cls_t = pred[:, 3 * k] * w, target[:, 3 * k] * w  # mmpose reweights the target map itself
         total += 0.5 * np.mean((cls_p - cls_t) ** 2)
         for axis in (1, 2):
-            total += 0.5 * np.mean((target[:, 3 * k] * pred[:, 3 * k + axis] - target[:, 3 * k] * target[:, 3 * k + axis]) ** 2)
+            total += 0.5 * np.mean((cls_t * pred[:, 3 * k + axis] - cls_t * target[:, 3 * k + axis]) ** 2)
     return total / (c // 3)
 
 
@@ -128,6 +128,16 @@ def test_flip_test_keeps_combined_maps_to_the_exact_shift():
     with pytest.raises(ParameterError, match="shift 'none' mirrors plain heatmaps.*3 maps per joint"):
         FlipTest(encoder={"use": "udp_combined"}, flip_pairs=[[1, 2]], shift="none")
     assert FlipTest(encoder={"use": "udp_combined"}, flip_pairs=[[1, 2]]).shift == "exact"
+
+
+def test_a_joint_weighted_zero_learns_no_offsets(points):
+    target = UdpCombinedEncoder(heatmap_size=MAP, input_size=INPUT)(keypoints=points.float())["heatmaps"]
+    weights = torch.ones(5, 17)
+    weights[0, 0] = 0.0
+    pred = target.clone()
+    base = CombinedMSE()(pred=pred, target=target, weights=weights)["loss"]
+    pred[0, 1:3] += 5.0  # joint 0's offset maps, far off
+    assert float(CombinedMSE()(pred=pred, target=target, weights=weights)["loss"]) == float(base)
 
 
 def test_loss_matches_mmpose_loop(points):

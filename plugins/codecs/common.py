@@ -5,6 +5,7 @@ over samples or joints.
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -78,9 +79,10 @@ class one_thread_if_small:  # noqa: N801 - used as a context manager, like a fun
     A parallel region costs a thread wake-up (microseconds on a quiet machine, a whole
     scheduler time slice, about a millisecond, when other processes hold the cores), and
     at one image (17 maps of 64x48: 52k cells) torch splits reductions across threads.
-    Single-threaded, such a call costs what numpy's would, whatever the load. Only the
-    calling thread's OpenMP team is narrowed, and the setting is restored on exit. (A
-    class, not a generator: it is entered on every small decoder call.)
+    Single-threaded, such a call costs what numpy's would, whatever the load. torch's
+    thread count is process-wide: it is set for the block and restored on exit (a thread
+    that starts torch work meanwhile gets one thread too). A class, not a generator: it is
+    entered on every small decoder call.
     """
 
     __slots__ = ("threads",)
@@ -180,11 +182,11 @@ def unravel(index: torch.Tensor, spatial: Sequence[int]) -> torch.Tensor:
 
 def peak_scores(peak: torch.Tensor, level: torch.Tensor) -> torch.Tensor:
     """Confidence of a map: its peak value (what the reference codes report), except 0 when
-    the map has no peak at all: flat maps (``level``) and maps without a positive value."""
+    the map has no peak at all: flat maps (``level``), maps without a positive value, NaN."""
     if on_numpy(peak):
         top = peak.numpy()
-        return torch.from_numpy(np.where(level.numpy() | (top <= 0), np.zeros_like(top), top))
-    return torch.where(level | (peak <= 0), torch.zeros_like(peak), peak)
+        return torch.from_numpy(np.where(level.numpy() | ~(top > 0), np.zeros_like(top), top))
+    return torch.where(level | ~(peak > 0), torch.zeros_like(peak), peak)
 
 
 def axis_moments(weights: torch.Tensor) -> torch.Tensor:
@@ -219,3 +221,15 @@ def outer_numpy(profiles: list[np.ndarray]) -> np.ndarray:
     if len(profiles) == 3:
         out = profiles[2][..., :, None, None] * out[..., None, :, :]
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def defined_together(cls: type, twin: str, originals: tuple[str, ...]) -> bool:
+    """Whether the class that gives ``cls`` its method ``twin`` (a numpy version) also gives it,
+    or inherits, each of ``originals`` (the torch versions it mirrors): a subclass that
+    overrides an original alone must not be served its parent's twin."""
+    def owner(name: str) -> type | None:
+        return next((c for c in cls.__mro__ if name in vars(c)), None)
+
+    home = owner(twin)
+    return home is not None and all(owner(name) in home.__mro__ for name in originals if owner(name))

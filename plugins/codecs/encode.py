@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from kitpose_plugins.codecs.common import (SMALL_WORK, as_tensor, choice, coordinate_dtype, fail, on_numpy,
-                                           one_thread_if_small)
+from kitpose_plugins.codecs.common import (SMALL_WORK, as_tensor, choice, coordinate_dtype, defined_together, fail,
+                                           on_numpy, one_thread_if_small)
 from kitpose_plugins.codecs.flip import flip_back
 from kitpose_plugins.codecs.grid import Grid
 
@@ -94,9 +94,10 @@ class HeatmapEncoder:
 
     @property
     def numpy_path(self) -> bool:
-        """Whether small CPU batches may take :meth:`encode_numpy` (the encoder offers
-        :meth:`representable_numpy`)."""
-        return type(self).representable_numpy is not HeatmapEncoder.representable_numpy
+        """Whether small CPU batches may take :meth:`encode_numpy`: the encoder's class (not
+        only a parent whose :meth:`representable` it overrides) offers :meth:`representable_numpy`."""
+        return (type(self).representable_numpy is not HeatmapEncoder.representable_numpy
+                and defined_together(type(self), "representable_numpy", NUMPY_MIRRORS["representable_numpy"]))
 
     def encode_numpy(self, points: np.ndarray, vis: np.ndarray, dtype: torch.dtype) -> dict[str, torch.Tensor]:
         """The small-batch CPU path: the per-joint bookkeeping (a few dozen tiny operations) in
@@ -107,7 +108,8 @@ class HeatmapEncoder:
         offset = np.asarray(self.grid.offset[:points.shape[-1]], dtype=points.dtype)
         centres = np.where(finite[..., None], points, 0).astype(points.dtype, copy=False) * scale + offset
         keep, weights = visibility_rule(self.visibility, vis, finite & self.representable_numpy(centres))
-        maps = self.draw_numpy(centres, keep)
+        together = defined_together(type(self), "draw_numpy", NUMPY_MIRRORS["draw_numpy"])
+        maps = self.draw_numpy(centres, keep) if together else None
         if maps is None:
             with one_thread_if_small(0, torch.device("cpu")):
                 out = self.draw(torch.from_numpy(centres), torch.from_numpy(keep))
@@ -144,6 +146,10 @@ class HeatmapEncoder:
                                             finite & self.representable(centres))
             return {"heatmaps": self.draw(centres, keep).to(dtype), "weights": weights.to(dtype)}
 
+
+#: the torch methods each numpy twin mirrors: overriding one of them turns the twin off
+NUMPY_MIRRORS = {"representable_numpy": ("representable", "window_centres", "centre_cells"),
+                 "draw_numpy": ("draw", "centre_cells", "profile")}
 
 #: the visibility rules an encoder offers (see the module docstring)
 VISIBILITY = ("any", "darkpose", "mmpose")

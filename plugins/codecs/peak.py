@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kitpose_plugins.codecs.common import (coordinate_dtype, first_argmax, heatmap_batch,
+from kitpose_plugins.codecs.common import (coordinate_dtype, defined_together, first_argmax, heatmap_batch,
                                            on_numpy, one_thread_if_small, peak_scores,
                                            unravel)
 from kitpose_plugins.codecs.patch import gather_window
@@ -39,9 +39,9 @@ class PeakDecoder:
     def refine_numpy(self, flat: np.ndarray, index: np.ndarray, cells: np.ndarray,
                      spatial: tuple[int, ...]) -> np.ndarray | None:
         """:meth:`refine` in numpy for the CPU path, given the maps ``flat [B, K, N]``, the
-        arg-max's flat ``index [B, K]`` and ``cells [B, K, n]``; NotImplemented: use
-        :meth:`refine`."""
-        return NotImplemented if type(self).refine is not PeakDecoder.refine else None
+        arg-max's flat ``index [B, K]`` and ``cells [B, K, n]`` (None: no offsets). Used only
+        where the class that defines it also defines (or inherits) the :meth:`refine` in use."""
+        return None
 
     def __call__(self, heatmaps: Any) -> dict[str, torch.Tensor]:
         """Decode ``heatmaps``; returns ``keypoints [B, K, 2|3]`` in heatmap cells and ``scores [B, K]``."""
@@ -73,8 +73,9 @@ class PeakDecoder:
             level[maybe] = (rows[maybe] == peak[maybe, None]).all(axis=-1)
         cells = unravel_numpy(index, spatial)
         kind = np.float64 if dtype == torch.float64 else np.float32
-        scores = np.where(level | (peak <= 0), 0, peak).astype(kind, copy=False).reshape(index.shape)
-        offsets = self.refine_numpy(values, index, cells, spatial)
+        scores = np.where(level | ~(peak > 0), 0, peak).astype(kind, copy=False).reshape(index.shape)
+        together = defined_together(type(self), "refine_numpy", ("refine",))
+        offsets = self.refine_numpy(values, index, cells, spatial) if together else NotImplemented
         if offsets is NotImplemented:
             torch_cells = torch.from_numpy(cells)
             keypoints = torch_cells.to(dtype)
@@ -150,4 +151,6 @@ def neighbour_slopes(flat: np.ndarray, index: np.ndarray, cells: np.ndarray, spa
     around = np.minimum(np.maximum(index.reshape(-1, 1) + np.array(steps), 0), rows.shape[1] - 1)
     values = rows[np.arange(rows.shape[0])[:, None], around]  # +x, -x, +y, -y(, +z, -z)
     inside = (at > 0) & (at < np.array(sizes) - 1)
-    return (np.sign(values[:, 0::2] - values[:, 1::2]) * inside).reshape(cells.shape)
+    step = values[:, 0::2] - values[:, 1::2]
+    slope = (step > 0).astype(values.dtype) - (step < 0)  # torch.sign's: 0 for NaN too
+    return (slope * inside).reshape(cells.shape)

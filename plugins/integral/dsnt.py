@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from kitpose.errors import ComponentError
 from kitpose_plugins.codecs.common import (choice, coordinate_dtype, fail, one_thread_if_small, outer, positive,
                                            positive_int)
+from kitpose_plugins.integral.soft_argmax import BLOCK
 from kitpose_plugins.losses.common import check_pair, joint_weights
 
 #: dsntnn's guard inside its logarithms and Gaussian normalisation.
@@ -79,45 +80,48 @@ class DsntRegulariser(nn.Module):
         self.divergence = choice(self.label, "divergence", divergence, ("js", "kl"))
 
     def forward(self, pred: Tensor, target: Tensor, weights: Tensor | None = None) -> dict[str, Tensor]:
-        if isinstance(pred, Tensor):
-            with one_thread_if_small(pred.numel(), pred.device):
-                return self.divergence_loss(pred, target, weights)
-        return self.divergence_loss(pred, target, weights)
-
-    def divergence_loss(self, pred: Tensor, target: Tensor, weights: Tensor | None) -> dict[str, Tensor]:
-        """:meth:`forward`'s work (on one thread for small CPU batches)."""
+        """``{"loss": the weighted mean divergence}`` (see the class docstring)."""
         if not isinstance(pred, Tensor) or not isinstance(target, Tensor):
             raise ComponentError(f"{self.label} takes tensors for pred and target, got "
                                  f"{type(pred).__name__} and {type(target).__name__}")
         n = pred.dim() - 2
-        dtype = coordinate_dtype(pred.dtype)
         if n not in (2, 3) or 0 in pred.shape[2:]:
             raise fail(self.label, f"pred must be logits [B, K, h, w] or [B, K, d, h, w], got shape "
                        f"{tuple(pred.shape)}", hint="connect the model's heatmaps to pred")
+        maps = target.shape == pred.shape
+        if not maps and not (target.dim() == 3 and target.shape[:2] == pred.shape[:2] and target.shape[-1] == n):
+            raise fail(self.label, f"target {tuple(target.shape)} does not fit pred {tuple(pred.shape)}: "
+                       f"expected keypoints [B, K, {n}] in heatmap cells or maps of pred's shape",
+                       hint="pass encoder.to_heatmap(keypoints) as target")
+        per = max(1, BLOCK // max(1, pred[0].numel())) if pred.shape[0] else 1
+        with one_thread_if_small(pred.numel(), pred.device):  # decided by the whole batch's size
+            if pred.device.type == "cpu" and pred.shape[0] > 2 * per:  # in cache-sized blocks of samples
+                per_joint = torch.cat([self.divergences(p, t, maps) for p, t in zip(pred.split(per), target.split(per))])
+            else:
+                per_joint = self.divergences(pred, target, maps)
+            w = joint_weights("dsnt_reg", weights, pred).to(per_joint.dtype)
+            return {"loss": average(per_joint, w)}
+
+    def divergences(self, pred: Tensor, target: Tensor, maps: bool) -> Tensor:
+        """``[B, K]``: each map's divergence from its target (Gaussians at keypoints, or maps)."""
+        dtype = coordinate_dtype(pred.dtype)
         log_p = F.log_softmax(pred.to(dtype).flatten(2), dim=-1)
         p = log_p.exp()
         present = None
-        if target.shape == pred.shape:
+        if maps:
             t = target.to(dtype).flatten(2).clamp_min(0)
             mass = t.sum(-1)
             present = (mass > 0).to(dtype)
             q = t / mass.clamp_min(EPS).unsqueeze(-1)
-        elif target.dim() == 3 and target.shape[:2] == pred.shape[:2] and target.shape[-1] == n:
-            q = target_gaussians(target.to(dtype), pred.shape[2:], self.sigma)
         else:
-            raise fail(self.label, f"target {tuple(target.shape)} does not fit pred {tuple(pred.shape)}: "
-                       f"expected keypoints [B, K, {n}] in heatmap cells or maps of pred's shape",
-                       hint="pass encoder.to_heatmap(keypoints) as target")
+            q = target_gaussians(target.to(dtype), pred.shape[2:], self.sigma)
         if self.divergence == "kl":
             per_joint = kl(p, log_p, q)
         else:  # 0.5 KL(p || m) + 0.5 KL(q || m) = 0.5 (sum p log p + sum q log q) - sum m log m
             m = 0.5 * (p + q)
             per_joint = (0.5 * ((p * log_p).sum(-1) + torch.special.xlogy(q, q + EPS).sum(-1))
                          - torch.special.xlogy(m, m + EPS).sum(-1))
-        if present is not None:
-            per_joint = per_joint * present
-        w = joint_weights("dsnt_reg", weights, pred).to(dtype)
-        return {"loss": average(per_joint, w)}
+        return per_joint if present is None else per_joint * present
 
 
 class JointEuclidean(nn.Module):
@@ -145,6 +149,7 @@ class JointEuclidean(nn.Module):
             self.scale = tuple(2.0 / s for s in sizes)
 
     def forward(self, pred: Tensor, target: Tensor, weights: Tensor | None = None) -> dict[str, Tensor]:
+        """``{"loss": the weighted mean distance}``."""
         check_pair("joint_euclidean", pred, target, coordinates=True)
         dtype = coordinate_dtype(pred.dtype)
         diff = pred.to(dtype) - target.to(dtype)

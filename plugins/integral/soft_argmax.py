@@ -80,20 +80,20 @@ class SoftArgmax:
         """Expected ``keypoints [B, K, 2|3]`` (cells; z in depth bins) and ``scores [B, K]``."""
         maps = self.volumes(heatmaps)
         per = max(1, BLOCK // max(1, maps[0].numel())) if maps.shape[0] else 1
-        if maps.device.type == "cpu" and maps.shape[0] > 2 * per:  # in cache-sized blocks of samples
-            parts = [self.expectation(block) for block in maps.split(per)]
-            return {key: torch.cat([part[key] for part in parts]) for key in self.outputs}
-        return self.expectation(maps)
+        with one_thread_if_small(maps.numel(), maps.device):  # decided by the whole batch's size
+            if maps.device.type == "cpu" and maps.shape[0] > 2 * per:  # in cache-sized blocks of samples
+                parts = [self.expectation(block) for block in maps.split(per)]
+                return {key: torch.cat([part[key] for part in parts]) for key in self.outputs}
+            return self.expectation(maps)
 
     def expectation(self, maps: torch.Tensor) -> dict[str, torch.Tensor]:
-        """:meth:`__call__` on checked ``[B, K, (d,) h, w]`` maps."""
-        with one_thread_if_small(maps.numel(), maps.device):
-            maps = maps.to(coordinate_dtype(maps.dtype))
-            logits = maps.flatten(2) * self.beta
-            if self.debias:
-                return debiased(logits, maps.shape, self.marginal)
-            prob = torch.softmax(logits, dim=-1)
-            return {"keypoints": moments(prob, maps.shape, self.marginal), "scores": prob.amax(dim=-1)}
+        """:meth:`__call__`'s work on checked ``[B, K, (d,) h, w]`` maps (one block)."""
+        maps = maps.to(coordinate_dtype(maps.dtype))
+        logits = maps.flatten(2) * self.beta
+        if self.debias:
+            return debiased(logits, maps.shape, self.marginal)
+        prob = torch.softmax(logits, dim=-1)
+        return {"keypoints": moments(prob, maps.shape, self.marginal), "scores": prob.amax(dim=-1)}
 
 
 #: CPU work is done in blocks of about this many cells: the softmax, its sums and moments

@@ -99,8 +99,8 @@ class CombinedMSE(nn.Module):
 
     As mmpose's ``CombinedTargetMSELoss``: per joint, ``0.5 * MSE`` of the classification
     maps (both multiplied by the joint's weight, as H1 does) plus ``0.5 * MSE`` of each offset
-    map, both masked by the target's disk so only cells near the keypoint learn an offset;
-    the mean over joints. ``target_weight=False`` ignores ``weights``.
+    map, both masked by the target's disk times that weight, so only cells near a weighted
+    keypoint learn an offset; the mean over joints. ``target_weight=False`` ignores ``weights``.
     """
 
     outputs = ("loss",)
@@ -110,6 +110,7 @@ class CombinedMSE(nn.Module):
         self.target_weight = bool(target_weight)
 
     def forward(self, pred: Tensor, target: Tensor, weights: Tensor | None = None) -> dict[str, Tensor]:
+        """``{"loss": scalar}`` for ``[B, 3K, h, w]`` maps and ``[B, K]`` weights."""
         check_pair("combined_mse", pred, target)
         if pred.dim() != 4 or pred.shape[1] % 3:
             raise ComponentError(f"loss 'combined_mse': pred {tuple(pred.shape)} must be [B, 3K, h, w] "
@@ -123,5 +124,5 @@ class CombinedMSE(nn.Module):
             w = joint_weights("combined_mse", weights, cls_p)[..., None]
             cls_p, cls_t = cls_p * w, cls_t * w
         classification = (cls_p - cls_t).pow(2).mean(-1)  # [B, K]
-        offsets = (t[:, :, :1] * (p[:, :, 1:] - t[:, :, 1:])).pow(2).mean(-1).sum(-1)  # [B, K]
+        offsets = (cls_t[:, :, None] * (p[:, :, 1:] - t[:, :, 1:])).pow(2).mean(-1).sum(-1)  # [B, K]
         return {"loss": 0.5 * (classification + offsets).mean(0).mean()}
