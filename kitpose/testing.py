@@ -257,6 +257,7 @@ class Targets:
 
     @property
     def axis_form(self) -> bool:
+        """Whether the targets are per-axis vectors rather than heatmaps."""
         return self.names != ("heatmaps",)
 
     def shapes(self, batch: int, joints: int) -> dict[str, tuple[int, ...]]:

@@ -143,22 +143,26 @@ def first_argmax(flat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     need the flatness (see :func:`peak_scores`).
     """
     if on_numpy(flat):
-        values = flat.contiguous().numpy()
-        index = values.argmax(axis=-1)
-        rows = values.reshape(-1, values.shape[-1])
-        first = index.reshape(-1)
-        peak = rows[np.arange(rows.shape[0]), first]
-        level = np.zeros(first.shape, dtype=bool)
-        maybe = np.flatnonzero(first == 0)
-        if maybe.size:
-            level[maybe] = (rows[maybe] == peak[maybe, None]).all(axis=-1)
-        shape = index.shape
-        return torch.from_numpy(peak.reshape(shape)), torch.from_numpy(index), torch.from_numpy(level.reshape(shape))
+        peak, index, level = numpy_peaks(flat.contiguous().numpy())
+        return torch.from_numpy(peak), torch.from_numpy(index), torch.from_numpy(level)
     n = flat.shape[-1]
     top = flat.amax(dim=-1, keepdim=True)
     positions = torch.arange(n, device=flat.device)
     index = torch.where(flat == top, positions, n).amin(dim=-1).clamp_(max=n - 1)
     return top.squeeze(-1), index, top.squeeze(-1) == flat.amin(dim=-1)
+
+
+def numpy_peaks(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`first_argmax` in numpy: the maximum, its first index and flatness of ``[..., N]``."""
+    index = values.argmax(axis=-1)
+    rows = values.reshape(-1, values.shape[-1])
+    first = index.reshape(-1)
+    peak = rows[np.arange(rows.shape[0]), first]
+    level = np.zeros(first.shape, dtype=bool)  # only a map whose first maximum is its first cell can be flat
+    maybe = np.flatnonzero(first == 0)
+    if maybe.size:
+        level[maybe] = (rows[maybe] == peak[maybe, None]).all(axis=-1)
+    return peak.reshape(index.shape), index, level.reshape(index.shape)
 
 
 _NUMPY_DTYPES = (torch.float16, torch.float32, torch.float64, torch.int64)

@@ -75,6 +75,7 @@ class GaussianEncoder(HeatmapEncoder):
         return ((mu + reach >= 0) & (mu - reach <= sizes - 1)).all(dim=-1)
 
     def representable_numpy(self, centres: np.ndarray) -> np.ndarray:
+        """:meth:`representable` in numpy."""
         mu, reach = np.floor(centres + 0.5) if self.cut else centres, 3.0 * self.sigma
         sizes = np.asarray(self.grid.sizes, dtype=mu.dtype)
         if self.border == "reference":
@@ -162,11 +163,13 @@ class OneHotEncoder(HeatmapEncoder):
         return not self.unbiased
 
     def representable_numpy(self, centres: np.ndarray) -> np.ndarray:
+        """:meth:`representable` in numpy."""
         mu = centres if self.unbiased else np.floor(centres + 0.5)
         sizes = np.asarray(self.grid.sizes, dtype=mu.dtype)
         return ((mu >= 0) & (mu <= sizes - 1)).all(-1)
 
     def draw_numpy(self, centres: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """:meth:`draw` in numpy: a one per kept joint into zeros, or the bilinear split."""
         mu = centres if self.unbiased else np.floor(centres + 0.5)
         if not self.unbiased:  # a one per kept joint, written into zeros
             maps = np.zeros(centres.shape[:2] + tuple(reversed(self.grid.sizes)), dtype=centres.dtype)
@@ -218,6 +221,7 @@ class DiskEncoder(HeatmapEncoder):
         return on_map | (gap <= self.radius ** 2)
 
     def representable_numpy(self, centres: np.ndarray) -> np.ndarray:
+        """:meth:`representable` in numpy."""
         nearest = np.floor(centres + 0.5)
         sizes = np.asarray(self.grid.sizes, dtype=centres.dtype)
         scale = np.asarray(self.grid.scale, dtype=centres.dtype)
@@ -227,6 +231,7 @@ class DiskEncoder(HeatmapEncoder):
         return on_map | (gap <= self.radius ** 2)
 
     def draw_numpy(self, centres: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """:meth:`draw` in numpy, step for step."""
         (xs, ys), (sx, sy) = cell_axes_numpy(self.grid.sizes, centres.dtype), self.grid.scale
         cx, cy = centres[..., 0, None], centres[..., 1, None]
         across = np.abs((xs - cx) / sx)

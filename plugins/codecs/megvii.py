@@ -57,6 +57,7 @@ class MegviiEncoder(HeatmapEncoder):
         return ((cells >= 0) & (cells <= sizes - 1)).all(dim=-1)
 
     def representable_numpy(self, centres: np.ndarray) -> np.ndarray:
+        """:meth:`representable` in numpy."""
         cells = np.floor(centres)
         return ((cells >= 0) & (cells <= np.asarray(self.grid.sizes, dtype=cells.dtype) - 1)).all(-1)
 

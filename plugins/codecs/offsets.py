@@ -66,11 +66,13 @@ class UdpCombinedEncoder(HeatmapEncoder):
         return (centres - nearest).pow(2).sum(dim=-1) <= self.radius ** 2
 
     def representable_numpy(self, centres: np.ndarray) -> np.ndarray:
+        """:meth:`representable` in numpy."""
         sizes = np.asarray(self.grid.sizes, dtype=centres.dtype)
         nearest = np.minimum(np.maximum(np.round(centres), 0), sizes - 1)
         return ((centres - nearest) ** 2).sum(-1) <= self.radius ** 2
 
     def draw_numpy(self, centres: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """:meth:`draw` in numpy, step for step."""
         x, y = cell_axes_numpy(self.grid.sizes, centres.dtype)
         on = keep.astype(centres.dtype)[..., None]
         dx = (centres[..., 0:1] - x) / self.radius * on

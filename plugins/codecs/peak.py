@@ -15,8 +15,7 @@ import numpy as np
 import torch
 
 from kitpose_plugins.codecs.common import (coordinate_dtype, defined_together, first_argmax, heatmap_batch,
-                                           on_numpy, one_thread_if_small, peak_scores,
-                                           unravel)
+                                           numpy_peaks, on_numpy, one_thread_if_small, peak_scores, unravel)
 from kitpose_plugins.codecs.patch import gather_window
 
 
@@ -63,17 +62,10 @@ class PeakDecoder:
     def decode_numpy(self, maps: torch.Tensor, dtype: torch.dtype, spatial: tuple[int, ...]) -> dict[str, torch.Tensor]:
         """The CPU path: arg-max, scores and (where offered) the refinement in numpy."""
         values = maps.contiguous().numpy().reshape(*maps.shape[:2], math.prod(spatial))
-        index = values.argmax(axis=-1)
-        rows = values.reshape(-1, values.shape[-1])
-        first = index.reshape(-1)
-        peak = rows[np.arange(rows.shape[0]), first]
-        level = np.zeros(first.shape, dtype=bool)  # only a map whose first maximum is its first cell can be flat
-        maybe = np.flatnonzero(first == 0)
-        if maybe.size:
-            level[maybe] = (rows[maybe] == peak[maybe, None]).all(axis=-1)
+        peak, index, level = numpy_peaks(values)
         cells = unravel_numpy(index, spatial)
         kind = np.float64 if dtype == torch.float64 else np.float32
-        scores = np.where(level | ~(peak > 0), 0, peak).astype(kind, copy=False).reshape(index.shape)
+        scores = np.where(level | ~(peak > 0), 0, peak).astype(kind, copy=False)
         together = defined_together(type(self), "refine_numpy", ("refine",))
         offsets = self.refine_numpy(values, index, cells, spatial) if together else NotImplemented
         if offsets is NotImplemented:
@@ -136,6 +128,7 @@ class StandardDecoder(PeakDecoder):
 
     def refine_numpy(self, flat: np.ndarray, index: np.ndarray, cells: np.ndarray,
                      spatial: tuple[int, ...]) -> np.ndarray:
+        """:meth:`refine` in numpy: the quarter cells from one gather of the neighbours."""
         return 0.25 * neighbour_slopes(flat, index, cells, spatial)
 
 

@@ -85,6 +85,7 @@ class SimCCHead(nn.Module):
             load_pretrained(self, pretrained, what)
 
     def forward(self, features: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``simcc_x [B, K, W r]`` and ``simcc_y [B, K, H r]`` logits of ``features [B, C, h, w]``."""
         what = "head 'simcc_head'"
         check_input(features, self.in_channels, "features", what)
         h, w = features.shape[-2:]
