@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from kitpose_plugins.codecs.blur import MapBlur
 from kitpose_plugins.codecs.common import (as_tensor, choice, coordinate_dtype, fail, first_argmax,
                                            flag, on_numpy, one_thread_if_small, positive, size_pair)
 from kitpose_plugins.codecs.encode import VISIBILITY, visibility_rule
@@ -250,7 +251,8 @@ class SimCCDecoder:
             raise fail(self.label, f"'blur_kernel' must be an odd integer >= 1, [x, y] of them or null, "
                        f"got {blur_kernel!r}", hint="set blur_kernel: null (mmpose's size from sigma)")
         self.blur_kernel: tuple[int, int] = (int(sizes[0]), int(sizes[1]))
-        self._bands: dict[tuple[int, int, torch.dtype, torch.device], torch.Tensor] = {}
+        # OpenCV's blur, zero padding; made (and OpenCV imported) only when DARK refines
+        self.blurs = {size: MapBlur(size) for size in self.blur_kernel} if self.refine == "dark" else {}
 
     def vectors(self, name: str, value: Any) -> torch.Tensor:
         """``value`` checked as a floating ``[B, K, L]`` tensor."""
@@ -260,21 +262,10 @@ class SimCCDecoder:
                        hint="connect the simcc head's simcc_x and simcc_y")
         return vec if vec.is_floating_point() else vec.to(torch.float32)
 
-    def band(self, size: int, length: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-        """``[length, length]`` matrix of OpenCV's zero-padded Gaussian blur of ``size``
-        (symmetric: ``vectors @ band`` blurs each vector), made once per shape."""
-        key = (size, length, dtype, device)
-        if key not in self._bands:
-            from kitpose_plugins.codecs.blur import blur_band, opencv_gaussian_kernel
-
-            taps = torch.tensor(opencv_gaussian_kernel(size), dtype=torch.float64)
-            self._bands[key] = blur_band(taps, length).to(device=device, dtype=dtype)
-        return self._bands[key]
-
     def dark_offsets(self, vec: torch.Tensor, index: torch.Tensor, size: int) -> torch.Tensor:
         """mmpose's 1-D DARK step for vectors ``[B, K, L]`` at their arg-max ``index [B, K]``."""
         length = vec.shape[-1]
-        blurred = vec @ self.band(size, length, vec.dtype, vec.device)
+        blurred = vec @ self.blurs[size].bands(1, length, vec.device, vec.dtype)[1].T  # the blur along x
         top, blurred_top = vec.amax(dim=-1), blurred.amax(dim=-1)
         scale = top / torch.where(blurred_top == 0, torch.ones_like(blurred_top), blurred_top)
         taps = (index[..., None] + torch.arange(-2, 3, device=vec.device)).clamp_(0, length - 1)  # edge padding

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kitpose.errors import ComponentError
+from kitpose_plugins.codecs.common import choice, flag, positive
 from kitpose_plugins.losses.common import joint_weights
 
 NAME = "simcc_kl"
@@ -31,16 +32,11 @@ class SimCCKL(nn.Module):
     def __init__(self, beta: float = 1.0, label_softmax: bool = False, label_beta: float = 10.0,
                  target_weight: bool = True, reduction: Literal["mmpose", "mean"] = "mmpose") -> None:
         super().__init__()
-        for name, value in (("beta", beta), ("label_beta", label_beta)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ComponentError(f"loss '{NAME}': '{name}' must be a positive number, got {value!r}")
-        for name, value in (("label_softmax", label_softmax), ("target_weight", target_weight)):
-            if not isinstance(value, bool):
-                raise ComponentError(f"loss '{NAME}': '{name}' must be true or false, got {value!r}")
-        if reduction not in ("mmpose", "mean"):
-            raise ComponentError(f"loss '{NAME}': 'reduction' must be one of mmpose, mean, got {reduction!r}")
-        self.beta, self.label_beta = float(beta), float(label_beta)
-        self.label_softmax, self.target_weight, self.reduction = label_softmax, target_weight, reduction
+        label = f"loss '{NAME}'"
+        self.beta, self.label_beta = positive(label, "beta", beta), positive(label, "label_beta", label_beta)
+        self.label_softmax = flag(label, "label_softmax", label_softmax)
+        self.target_weight = flag(label, "target_weight", target_weight)
+        self.reduction = choice(label, "reduction", reduction, ("mmpose", "mean"))
 
     def divergence(self, pred: Tensor, target: Tensor) -> Tensor:
         """``[B, K]``: the mean over bins of ``t (log t - log_softmax(beta pred))``."""
