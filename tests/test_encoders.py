@@ -399,7 +399,8 @@ def test_udp_targets_decode_back_with_dark_udp():
 
 @pytest.mark.parametrize("name, params", [
     ("gaussian", {}), ("gaussian", {"unbiased": True}), ("gaussian", {"unbiased": True, "cut": True}),
-    ("gaussian", {"border": "reference", "visibility": "darkpose"}), ("udp", {}), ("one_hot", {}),
+    ("gaussian", {"border": "reference", "visibility": "darkpose"}),
+    ("gaussian", {"sigma": 2.5, "border": "reference", "visibility": "mmpose"}), ("udp", {}), ("one_hot", {}),
     ("one_hot", {"unbiased": True}), ("disk", {"convention": "udp"}), ("megvii", {}), ("udp_combined", {}),
     ("gaussian3d", {"depth_bins": 2}), ("one_hot3d", {"depth_bins": 2, "unbiased": True}),
 ])
@@ -422,6 +423,22 @@ def test_the_small_batch_numpy_path_draws_what_the_torch_path_draws(name, params
     assert torch.equal(fast["heatmaps"], slow["heatmaps"].detach())
     assert torch.equal(fast["weights"], slow["weights"].detach())
     assert 0 < float(fast["weights"].sum()) < 51
+
+
+@pytest.mark.parametrize("border", ["window", "reference"])
+def test_large_quantised_batches_pasted_window_by_window_match_the_torch_path(border):
+    # maps of FRESH_PAGES bytes or more take the window-pasting numpy path
+    from kitpose_plugins.codecs.gaussian import FRESH_PAGES
+
+    enc = kitpose.build("encoder", "gaussian", sigma=2.5, heatmap_size=[256, 240], stride=1, border=border)
+    g = torch.Generator().manual_seed(5)
+    points = torch.rand(9, 17, 2, generator=g) * torch.tensor([256 + 20.0, 240 + 20.0]) - 10
+    assert points.shape[0] * points.shape[1] * 256 * 240 * 4 >= FRESH_PAGES
+    fast = enc(keypoints=points)
+    slow = enc(keypoints=points.clone().requires_grad_(True))
+    assert torch.equal(fast["heatmaps"], slow["heatmaps"].detach())
+    assert torch.equal(fast["weights"], slow["weights"].detach())
+    assert 0 < float(fast["weights"].sum()) < 9 * 17  # some joints near the border are dropped
 
 
 def test_a_subclass_that_draws_otherwise_does_not_get_the_numpy_twin():

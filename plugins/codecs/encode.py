@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from kitpose_plugins.codecs.common import (SMALL_WORK, as_tensor, choice, coordinate_dtype, defined_together, fail,
+from kitpose_plugins.codecs.common import (CPU, SMALL_WORK, as_tensor, choice, coordinate_dtype, defined_together, fail,
                                            on_numpy, one_thread_if_small)
 from kitpose_plugins.codecs.flip import flip_back
 from kitpose_plugins.codecs.grid import Grid
@@ -85,8 +85,9 @@ class HeatmapEncoder:
         override it always runs in torch."""
         raise NotImplementedError
 
-    def draw_numpy(self, centres: np.ndarray, keep: np.ndarray) -> np.ndarray | None:
-        """:meth:`draw` in numpy where it gives the same numbers; None: draw in torch."""
+    def draw_numpy(self, centres: np.ndarray, keep: np.ndarray) -> np.ndarray | torch.Tensor | None:
+        """:meth:`draw` from numpy centres where it gives the same numbers (the maps as an
+        array or a CPU tensor); None: draw in torch."""
         return None
 
     #: whether the numpy path is the faster one for large batches too (see :meth:`encode_numpy`)
@@ -104,20 +105,28 @@ class HeatmapEncoder:
         numpy, where each costs a fraction of a torch call; the same arithmetic, so the same
         targets as the torch path."""
         finite = np.isfinite(points).all(-1)
-        scale = np.asarray(self.grid.scale[:points.shape[-1]], dtype=points.dtype)
-        offset = np.asarray(self.grid.offset[:points.shape[-1]], dtype=points.dtype)
-        centres = np.where(finite[..., None], points, 0).astype(points.dtype, copy=False) * scale + offset
+        if not finite.all():
+            points = np.where(finite[..., None], points, 0).astype(points.dtype, copy=False)
+        scale, offset = self.grid_numpy(points.dtype)
+        centres = points * scale + offset
         keep, weights = visibility_rule(self.visibility, vis, finite & self.representable_numpy(centres))
         together = defined_together(type(self), "draw_numpy", NUMPY_MIRRORS["draw_numpy"])
         maps = self.draw_numpy(centres, keep) if together else None
         if maps is None:
-            with one_thread_if_small(0, torch.device("cpu")):
+            with one_thread_if_small(0, CPU):
                 out = self.draw(torch.from_numpy(centres), torch.from_numpy(keep))
         else:
-            out = torch.from_numpy(maps)
+            out = maps if isinstance(maps, torch.Tensor) else torch.from_numpy(maps)
         weights = torch.from_numpy(weights)
         return {"heatmaps": out if out.dtype == dtype else out.to(dtype),
                 "weights": weights if weights.dtype == dtype else weights.to(dtype)}
+
+    def grid_numpy(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+        """The grid's per-axis ``scale`` and ``offset`` as numpy arrays of ``dtype``, made once."""
+        cache = self.__dict__.setdefault("_grid_numpy", {})
+        if dtype not in cache:
+            cache[dtype] = (np.asarray(self.grid.scale, dtype=dtype), np.asarray(self.grid.offset, dtype=dtype))
+        return cache[dtype]
 
     def __call__(self, keypoints: Any, visible: Any = None) -> dict[str, torch.Tensor]:
         """Targets for ``keypoints`` ``[B, K, n]`` in input px; ``visible`` ``[B, K]`` (default: all)."""
@@ -128,17 +137,22 @@ class HeatmapEncoder:
                        f"got shape {tuple(points.shape)}",
                        hint="connect the dataset's keypoints" + ("_3d" if n == 3 else ""))
         dtype = points.dtype if points.is_floating_point() else torch.float32
-        points = points.to(coordinate_dtype(points.dtype))  # half precision is drawn in float32
-        if visible is None:
-            vis = torch.ones(points.shape[:2], dtype=points.dtype, device=points.device)
-        else:
-            vis = as_tensor(self.label, "visible", visible).to(points.device)
-            if vis.shape != points.shape[:2]:
-                raise fail(self.label, f"visible must be [B, K] = {list(points.shape[:2])}, "
-                           f"got shape {tuple(vis.shape)}")
+        if points.dtype not in (torch.float32, torch.float64):
+            points = points.to(coordinate_dtype(points.dtype))  # half precision is drawn in float32
+        vis = None if visible is None else as_tensor(self.label, "visible", visible)
+        if vis is not None and vis.shape != points.shape[:2]:
+            raise fail(self.label, f"visible must be [B, K] = {list(points.shape[:2])}, "
+                       f"got shape {tuple(vis.shape)}")
         cells = points.shape[0] * points.shape[1] * math.prod(self.grid.sizes)
         if on_numpy(points) and self.numpy_path and (cells < SMALL_WORK or self.numpy_at_any_size):
-            return self.encode_numpy(points.numpy(), vis.to(points.dtype).numpy(), dtype)
+            array = points.numpy()
+            if vis is None:
+                return self.encode_numpy(array, np.ones(array.shape[:2], dtype=array.dtype), dtype)
+            same = vis.dtype == points.dtype and vis.is_cpu
+            return self.encode_numpy(array, (vis if same else vis.to("cpu", points.dtype)).numpy(), dtype)
+        if vis is None:
+            vis = torch.ones(points.shape[:2], dtype=points.dtype, device=points.device)
+        vis = vis.to(points.device)
         finite = torch.isfinite(points).all(dim=-1)
         with one_thread_if_small(cells, points.device):
             centres = self.grid.to_heatmap(torch.where(finite[..., None], points, torch.zeros_like(points)))
@@ -160,14 +174,13 @@ def visibility_rule(rule: str, vis: Any, drawable: Any) -> tuple[Any, Any]:
     and whether each joint can be drawn on the map at all (``drawable``); torch tensors or
     numpy arrays alike."""
     xp = np if isinstance(vis, np.ndarray) else torch
-    zero = xp.zeros_like(vis)
     if rule == "any":
         keep = drawable & (vis > 0)
-        return keep, xp.where(keep, zero + 1, zero)
+        return keep, keep.astype(vis.dtype) if xp is np else keep.to(vis.dtype)
     if rule == "darkpose":
-        return drawable & (vis > 0.5), xp.where(drawable, vis, zero)
+        return drawable & (vis > 0.5), xp.where(drawable, vis, xp.zeros_like(vis))
     skipped = vis < 0.5  # mmpose: never drawn, never checked against the map, weight kept
-    return ~skipped & drawable, xp.where(skipped | drawable, vis, zero)
+    return ~skipped & drawable, xp.where(skipped | drawable, vis, xp.zeros_like(vis))
 
 
 def cell_axes_numpy(sizes: tuple[int, ...], dtype: np.dtype) -> list[np.ndarray]:
