@@ -35,10 +35,12 @@ from kitpose import __version__, checkpoint, files
 from kitpose import distributed as dist_utils
 from kitpose import resume as resuming
 from kitpose import results as results_io
+from kitpose import samples
 from kitpose.components import ComponentSpec, Group
 from kitpose.data import PipelineDataset, build_split, collate
 from kitpose.errors import KitposeError, RunError, RunFault, RunInterrupted, first_line
 from kitpose.flow import FlowRunner
+from kitpose.metric import Metric
 from kitpose.monitor import Monitor, RunInfo, Snapshot
 from kitpose.plan import Plan, check_loaded, check_recipe
 from kitpose.plugins import get_plugin_manager
@@ -613,6 +615,7 @@ class Run:
         self.datasets[stage].set_epoch(0)
         sampler.set_epoch(0)
         snapshot = None
+        order = Metric()  # the test samples' dataset indices, gathered as the metrics gather theirs
         where = "during validation" if stage == "val" else "during the test (training is complete)"
         try:
             for batch in self._batches(stage, 0):
@@ -625,7 +628,11 @@ class Run:
                     branches = runner(batch)
                 if snapshot is None and self.main and stage == "val":  # monitors see validation only
                     snapshot = self._snapshot(branches)
+                if stage == "test" and torch.is_tensor(batch.get("index")):
+                    order.accumulate(index=batch["index"])
             metrics = runner.compute()
+            if stage == "test":  # collectives: every rank takes part
+                self.test_details = (runner.per_joint(), runner.per_sample(), order.gathered("index"))
         finally:
             self.module.train()
         if self._stop_requested():
@@ -663,7 +670,11 @@ class Run:
         metrics, _ = self.evaluate("test")
         table = ""
         if self.main:
-            table = results_io.write(metrics, self.dir)
+            per_joint, per_sample, index = self.test_details
+            names = tuple(self._meta("joint_names", ()))
+            table = results_io.write(metrics, self.dir, per_joint=per_joint, joint_names=names)
+            if any(per_sample.values()):
+                samples.write(self.dir, index, per_sample, names)
             best = f" (best epoch {self.state.best_epoch})" if self.state.best_epoch else ""
             print(f"\nTest results{best}, {self.dir}:\n{table}")
             log.info("test results\n%s", table)

@@ -381,6 +381,27 @@ class FlowRunner:
             out[branch or "output"] = row
         return out
 
+    def per_joint(self) -> dict[str, dict[str, list[float]]]:
+        """``{branch: {metric: [value per joint]}}`` of the metrics that have per-joint values."""
+        out: dict[str, dict[str, list[float]]] = {}
+        for branch, metrics in self.metrics.items():
+            row: dict[str, list[float]] = {}
+            for metric in metrics.values():
+                row.update(metric.per_joint() if hasattr(metric, "per_joint") else {})
+            out[branch or "output"] = row
+        return out
+
+    def per_sample(self) -> dict[str, dict[str, Any]]:
+        """``{branch: {metric: PerSample}}``: what each number is the mean of (see
+        :class:`kitpose.metric.PerSample`); metrics without per-sample values are left out."""
+        out: dict[str, dict[str, Any]] = {}
+        for branch, metrics in self.metrics.items():
+            row: dict[str, Any] = {}
+            for metric in metrics.values():
+                row.update(metric.per_sample() if hasattr(metric, "per_sample") else {})
+            out[branch or "output"] = row
+        return out
+
 
 def _checked_views(views: Any, env: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     """An augmentation's views, refused unless each replaces tensors the batch has."""

@@ -6,7 +6,17 @@ read them back, concatenated over every batch (and every process when
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class PerSample(NamedTuple):
+    """What a reported number is made of, per (sample, joint): the number is the mean of
+    ``values`` ``[N, K]`` over the ``counted`` ``[N, K]`` entries, or that mean's square root
+    when ``root`` (RMSE). Studies resample test images from it for paired comparisons."""
+
+    values: Any
+    counted: Any
+    root: bool = False
 
 
 class Metric:
@@ -14,7 +24,8 @@ class Metric:
 
     The call contract: ``update(**tensors)`` for each batch, ``compute()`` returns
     ``{name: float}``, ``per_joint()`` returns ``{name: [float per joint]}`` (optional),
-    ``reset()`` forgets everything; ``output_names()`` says which keys ``compute`` returns.
+    ``per_sample()`` returns ``{name: PerSample}`` (optional), ``reset()`` forgets everything;
+    ``output_names()`` says which keys ``compute`` returns.
     """
 
     #: flow nodes that call a metric produce no tensors
@@ -66,4 +77,10 @@ class Metric:
 
     def per_joint(self) -> dict[str, list[float]]:
         """Per-joint values of the headline numbers; empty when a metric has none."""
+        return {}
+
+    def per_sample(self) -> dict[str, PerSample]:
+        """Each headline number as a mean over (sample, joint) entries (see :class:`PerSample`),
+        in the order the samples were scored; empty for a number that is not such a mean
+        (e.g. COCO AP). Collective under DDP, like ``compute``."""
         return {}

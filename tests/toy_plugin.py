@@ -11,7 +11,7 @@ from torch import nn
 
 from kitpose import hookimpl
 from kitpose.augmentation import Augmentation
-from kitpose.metric import Metric
+from kitpose.metric import Metric, PerSample
 
 
 class Blobs:
@@ -155,6 +155,11 @@ class Distance(Metric):
         v = self.gathered("visible")
         return {"N": float(v.shape[0]), "EPE": float((self.gathered("distance") * v).sum() / v.sum()),
                 f"PCK@{self.threshold}": float((self.gathered("correct") * v).sum() / v.sum())}
+
+    def per_sample(self) -> dict:
+        counted = self.gathered("visible") > 0
+        return {"EPE": PerSample(self.gathered("distance"), counted),
+                f"PCK@{self.threshold}": PerSample(self.gathered("correct"), counted)}
 
 
 class Boom:

@@ -16,7 +16,7 @@ from typing import Any
 from torch import Tensor
 
 from kitpose.errors import ComponentError
-from kitpose.metric import Metric
+from kitpose.metric import Metric, PerSample
 from kitpose_plugins.metrics.common import NAN, checked_keypoints, is_empty, masked_mean
 from kitpose_plugins.metrics.procrustes import similarity_align
 
@@ -37,13 +37,19 @@ class _DistanceMetric(Metric):
     def _distances(self, pred: Tensor, target: Tensor, vis: Tensor) -> tuple[Tensor, Tensor]:
         return (pred - target).norm(dim=-1), vis
 
-    def _reduce(self) -> tuple[float, list[float]]:
+    def per_sample(self) -> dict[str, PerSample]:
         dist, vis = self.gathered("distance"), self.gathered("visible")  # collective: always both
         if is_empty(dist, vis):
+            return {}
+        return {self.name: PerSample(dist.pow(2) if self.squared else dist, vis, root=self.squared)}
+
+    def _reduce(self) -> tuple[float, list[float]]:
+        samples = self.per_sample().get(self.name)
+        if samples is None:
             return NAN, []
-        if not self.squared:
-            return masked_mean(dist, vis)
-        pooled, joints = masked_mean(dist.pow(2), vis)
+        pooled, joints = masked_mean(samples.values, samples.counted)
+        if not samples.root:
+            return pooled, joints
         return pooled ** 0.5, [j ** 0.5 for j in joints]
 
     def compute(self) -> dict[str, float]:

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from kitpose.errors import ComponentError
-from kitpose.metric import Metric
+from kitpose.metric import Metric, PerSample
 from kitpose_plugins.metrics.common import (
     NAN, checked_keypoints, is_empty, label, masked_mean, per_sample, thresholds_of,
 )
@@ -76,6 +76,13 @@ class _ThresholdMetric(Metric):
         return None if is_empty(dist, vis) else (dist, vis)
 
     def _scores(self) -> dict[str, tuple[float, list[float]]]:
+        state = self._gathered()
+        if state is None:
+            return {key: (NAN, []) for key in self.output_names()}
+        return {key: masked_mean(values, counted) for key, (values, counted, _) in self._samples(*state).items()}
+
+    def _samples(self, dist: Tensor, vis: Tensor) -> dict[str, PerSample]:
+        """Every reported number's per-(sample, joint) values from the gathered state."""
         raise NotImplementedError
 
     def compute(self) -> dict[str, float]:
@@ -83,6 +90,10 @@ class _ThresholdMetric(Metric):
 
     def per_joint(self) -> dict[str, list[float]]:
         return {key: joints for key, (_, joints) in self._scores().items() if joints}
+
+    def per_sample(self) -> dict[str, PerSample]:
+        state = self._gathered()
+        return {} if state is None else self._samples(*state)
 
 
 class _PCKBase(_ThresholdMetric):
@@ -95,12 +106,8 @@ class _PCKBase(_ThresholdMetric):
     def output_names(self) -> tuple[str, ...]:
         return tuple(label(self.name, t) for t in self.thresholds)
 
-    def _scores(self) -> dict[str, tuple[float, list[float]]]:
-        state = self._gathered()
-        if state is None:
-            return {label(self.name, t): (NAN, []) for t in self.thresholds}
-        dist, vis = state
-        return {label(self.name, t): masked_mean((dist <= t).double(), vis) for t in self.thresholds}
+    def _samples(self, dist: Tensor, vis: Tensor) -> dict[str, PerSample]:
+        return {label(self.name, t): PerSample((dist <= t).double(), vis) for t in self.thresholds}
 
 
 class PCKh(_PCKBase):
@@ -170,13 +177,9 @@ class AUC(_ThresholdMetric):
         """Accumulate a batch; ``head_size``/``bbox`` are needed by the matching normaliser only."""
         self._store(pred, target, visible, head_size=head_size, bbox=bbox)
 
-    def _scores(self) -> dict[str, tuple[float, list[float]]]:
-        state = self._gathered()
-        if state is None:
-            return {"AUC": (NAN, [])}
-        dist, vis = state
+    def _samples(self, dist: Tensor, vis: Tensor) -> dict[str, PerSample]:
         grid = torch.linspace(0.0, self.max_threshold, self.steps, dtype=torch.float64)
         # thresholds t with dist <= t, counted by binary search: memory stays [N, K]
         below = torch.searchsorted(grid, dist.contiguous(), side="left")
         correct = (self.steps - below).double() / self.steps  # [N, K]: PCK averaged over the grid
-        return {"AUC": masked_mean(correct, vis)}
+        return {"AUC": PerSample(correct, vis)}

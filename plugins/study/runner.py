@@ -1,4 +1,4 @@
-"""Run the recipes a study lists, one after another, and combine their results.
+"""Run the recipes a study lists, one after another (once per seed), and combine their results.
 
 A study recipe::
 
@@ -8,12 +8,18 @@ A study recipe::
       runs:
         - {recipe: hrnet_quant.yaml, label: {model: HRNet, encoding: w/ quant}}
         - {recipe: hrnet_dark.yaml,  label: {model: HRNet, encoding: w/o quant}}
+      seeds: [1314, 1, 2]                  # optional: every run once per seed
       overrides: [train.epochs=4]          # for every run
       metrics: [PCKh@0.1, PCKh@0.5, RMSE]  # columns of the combined table
       chart: PCKh@0.1                      # the metric drawn in study.png
+      claims:                              # optional: judged from paired intervals
+        - {metric: PCKh@0.1, better: {decoder: dark}, than: {decoder: standard}, for_each: [encoding]}
 
 Every run writes its own run directory under the study folder. Running the same command
 again skips finished runs and resumes an interrupted one from its last checkpoint.
+``study.md`` holds the table (mean ± sd over seeds), the claims with their intervals and
+verdicts (see :mod:`kitpose_plugins.study.claims`) and per-joint tables; ``study.csv``
+one row per run and decoder, ``study_claims.csv`` and ``study_per_joint.csv`` the rest.
 """
 from __future__ import annotations
 
@@ -21,11 +27,15 @@ import csv
 import io
 import shutil
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kitpose.errors import RecipeError
+from kitpose import samples
+from kitpose.errors import RecipeError, RunError
 from kitpose.recipe import load_recipe
+from kitpose_plugins.study.claims import SEED, Cell, Claim, judge, parse_claims
+from kitpose_plugins.study.stats import Side, caption
 
 
 def _slug(label: Mapping[str, Any]) -> str:
@@ -62,9 +72,70 @@ def read_results(folder: Path) -> dict[str, dict[str, float]]:
     return {row.pop("decoder"): {k: float(v) for k, v in row.items() if v != ""} for row in rows}
 
 
+def read_per_joint(folder: Path) -> list[dict[str, str]]:
+    """A run's ``results_per_joint.csv`` rows (decoder, metric, joint, value); none if absent."""
+    path = folder / "results_per_joint.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@dataclass
+class Run:
+    """One run of the study: its recipe, label (with ``seed`` when the study has seeds),
+    overrides and folder."""
+
+    recipe: str
+    label: dict[str, Any]
+    overrides: list[str]
+    folder: Path
+
+    @property
+    def factors(self) -> dict[str, str]:
+        """The label without the seed: what the runs of one table row share."""
+        return {k: str(v) for k, v in self.label.items() if k != SEED}
+
+    @property
+    def seed(self) -> str:
+        return str(self.label.get(SEED, ""))
+
+
+def _seeds(study: Mapping[str, Any], file: str) -> list[int] | None:
+    seeds = study.get("seeds")
+    if seeds is None:
+        return None
+    if (not isinstance(seeds, list) or not seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds)):
+        raise RecipeError("seeds must be a non-empty list of integers", file=file, path="study.seeds",
+                          hint="write seeds: [1314, 1, 2]")
+    if len(set(seeds)) != len(seeds):
+        raise RecipeError("seeds must be different from each other", file=file, path="study.seeds")
+    return list(seeds)
+
+
+def plan_runs(study: Mapping[str, Any], file: str, root: Path) -> list[Run]:
+    """Every run of the study, once per seed when it lists ``seeds``, with its folder."""
+    seeds = _seeds(study, file)
+    out = []
+    for i, run in enumerate(_runs(study, file)):
+        recipe = _locate(run["recipe"], Path(file))
+        if seeds is None:
+            out.append(Run(recipe, run["label"], run["overrides"], root / f"{i + 1:02d}-{_slug(run['label'])}"))
+            continue
+        if SEED in run["label"]:
+            raise RecipeError("a study with seeds: gives every run its seed; leave 'seed' out of the labels",
+                              file=file, path=f"study.runs[{i}].label.seed")
+        for seed in seeds:
+            out.append(Run(recipe, {**run["label"], SEED: seed}, [*run["overrides"], f"seed={seed}"],
+                           root / f"{i + 1:02d}-{_slug(run['label'])}-seed{seed}"))
+    return out
+
+
 def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = None,
               fresh: bool = False) -> Path:
-    """Run (or resume) every run of the study; write study.md, study.csv and study.png."""
+    """Run (or resume) every run of the study; write study.md, study.csv, study.png and,
+    with claims, study_claims.csv; with per-joint results, study_per_joint.csv and .png."""
     from kitpose.engine import run_recipe
 
     study_recipe = load_recipe(path)
@@ -72,81 +143,230 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
     if not isinstance(study, Mapping):
         raise RecipeError("not a study recipe: it has no 'study' section", file=study_recipe.file,
                           path="study", hint="see recipes/study_dark.yaml")
-    runs = _runs(study, study_recipe.file)
     shared = [*(study.get("overrides") or []), *overrides]
     root = Path(folder) if folder else Path(study_recipe.select("runs_dir", "runs") or "runs") / study_recipe.name
-    run_dirs = [root / f"{i + 1:02d}-{_slug(run['label'])}" for i, run in enumerate(runs)]
+    runs = plan_runs(study, study_recipe.file, root)
+    factors = [*dict.fromkeys(k for run in runs for k in run.factors), "decoder"]
+    claims = parse_claims(study.get("claims"), factors, study_recipe.file)
     if fresh:  # only what this study writes: --dir may name a folder holding other work
-        for item in [*run_dirs, *(root / f"study.{ext}" for ext in ("md", "csv", "png"))]:
+        for item in [*(run.folder for run in runs), *(root / name for name in OUTPUTS)]:
             if item.is_dir():
                 shutil.rmtree(item)
             elif item.exists():
                 item.unlink()
     root.mkdir(parents=True, exist_ok=True)
-    rows: list[tuple[dict[str, Any], dict[str, dict[str, float]]]] = []
-    for run, run_dir in zip(runs, run_dirs):
-        recipe = _locate(run["recipe"], Path(study_recipe.file))
-        options = [*shared, *run["overrides"]]
-        if (run_dir / "results.csv").is_file():
-            print(f"study: {run_dir.name} is done; skipping")
-        else:
-            resume = str(run_dir) if (run_dir / "checkpoints" / "last.pt").is_file() else None
-            print(f"study: {'resuming' if resume else 'running'} {run_dir.name} ({recipe})", flush=True)
-            run_recipe(recipe, options, resume=resume, run_dir=None if resume else str(run_dir))
-        rows.append((run["label"], read_results(run_dir)))
+    done = 0
+    for run in runs:
+        if (run.folder / "results.csv").is_file():
+            print(f"study: {run.folder.name} is done; skipping")
+            done += 1
+            continue
+        resume = str(run.folder) if (run.folder / "checkpoints" / "last.pt").is_file() else None
+        print(f"study: {'resuming' if resume else 'running'} {run.folder.name} ({run.recipe})", flush=True)
+        run_recipe(run.recipe, [*shared, *run.overrides], resume=resume, run_dir=None if resume else str(run.folder))
+    if done:
+        print(f"study: {done} of {len(runs)} runs were already done")
+    results = [(run, read_results(run.folder)) for run in runs]
     metrics = list(study.get("metrics") or [])
-    write_tables(rows, root, metrics)
+    text = write_tables(results, root, metrics)
+    if claims:
+        text += judge_claims(claims, results, root, seeds=len({run.seed for run in runs}))
+    joints = write_per_joint(runs, root, study.get("chart") or (metrics[0] if metrics else None))
+    if joints:
+        text += f"\nPer joint: {', '.join(joints)}.\n"
+    (root / "study.md").write_text(text, encoding="utf-8")
     chart = study.get("chart") or (metrics[0] if metrics else None)
     if chart:
-        draw_chart(rows, root / "study.png", chart)
-    print((root / "study.md").read_text(encoding="utf-8"))
+        draw_chart(results, root / "study.png", chart)
+    print(text)
     print(f"study: written to {root}")
     return root
 
 
-def write_tables(rows: Sequence[tuple[dict[str, Any], dict[str, dict[str, float]]]], root: Path,
-                 metrics: Sequence[str]) -> None:
-    label_keys = list(dict.fromkeys(k for label, _ in rows for k in label))
+#: what a study writes in its folder (besides the runs' own folders)
+OUTPUTS = ("study.md", "study.csv", "study.png", "study_claims.csv", "study_per_joint.csv", "study_per_joint.png")
+
+
+def _groups(results: Sequence[tuple[Run, dict[str, dict[str, float]]]]) -> dict[tuple, list[dict[str, float]]]:
+    """``{(factors..., decoder): [metrics of each seed's run]}`` in the study's order."""
+    groups: dict[tuple, list[dict[str, float]]] = {}
+    for run, rows in results:
+        for decoder, values in rows.items():
+            groups.setdefault((tuple(run.factors.items()), decoder), []).append(values)
+    return groups
+
+
+def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    sd = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+    return mean, sd
+
+
+def write_tables(results: Sequence[tuple[Run, dict[str, dict[str, float]]]], root: Path,
+                 metrics: Sequence[str]) -> str:
+    """``study.csv`` (a row per run and decoder) and the Markdown table, mean ± sd over seeds."""
+    label_keys = list(dict.fromkeys(k for run, _ in results for k in run.label))
     if not metrics:
-        metrics = list(dict.fromkeys(m for _, res in rows for r in res.values() for m in r))
-    header = [*label_keys, "decoder", *metrics]
-    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        metrics = list(dict.fromkeys(m for _, res in results for r in res.values() for m in r))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(header)
-    for label, results in rows:
-        for decoder, values in results.items():
-            cells = [str(label.get(k, "")) for k in label_keys] + [decoder]
-            numbers = [values.get(m) for m in metrics]
-            table.append("| " + " | ".join(cells + ["" if v is None else f"{v:.4f}" for v in numbers]) + " |")
-            writer.writerow(cells + ["" if v is None else v for v in numbers])
-    (root / "study.md").write_text("\n".join(table) + "\n", encoding="utf-8")
+    writer.writerow([*label_keys, "decoder", *metrics])
+    for run, rows in results:
+        for decoder, values in rows.items():
+            writer.writerow([str(run.label.get(k, "")) for k in label_keys] + [decoder]
+                            + ["" if values.get(m) is None else values[m] for m in metrics])
     (root / "study.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    factor_keys = [k for k in label_keys if k != SEED]
+    groups = _groups(results)
+    replicated = any(len(runs) > 1 for runs in groups.values())
+    header = [*factor_keys, "decoder", *metrics] + (["seeds"] if replicated else [])
+    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for (factors, decoder), per_seed in groups.items():
+        cells = [dict(factors).get(k, "") for k in factor_keys] + [decoder]
+        for metric in metrics:
+            values = [v[metric] for v in per_seed if v.get(metric) is not None]
+            if not values:
+                cells.append("")
+            elif replicated:
+                mean, sd = _mean_sd(values)
+                cells.append(f"{mean:.4f} ± {sd:.4f}")
+            else:
+                cells.append(f"{values[0]:.4f}")
+        table.append("| " + " | ".join(cells + ([str(len(per_seed))] if replicated else [])) + " |")
+    if replicated:
+        seeds = list(dict.fromkeys(run.seed for run, _ in results))
+        table.append("")
+        table.append(f"Mean ± standard deviation over the seeds ({', '.join(seeds)}); `seeds`: runs per row.")
+    return "\n".join(table) + "\n"
 
 
-def draw_chart(rows: Sequence[tuple[dict[str, Any], dict[str, dict[str, float]]]], path: Path,
-               metric: str) -> None:
-    """Grouped bars: one group per run, one bar per decoder."""
-    import matplotlib
+def judge_claims(claims: Sequence[Claim], results: Sequence[tuple[Run, dict[str, dict[str, float]]]],
+                 root: Path, *, seeds: int) -> str:
+    """Judge every claim from the runs' ``errors.npz``; write ``study_claims.csv`` and return
+    the Markdown section."""
+    cells = [Cell({**run.factors, "decoder": decoder}, run.seed, str(run.folder))
+             for run, rows in results for decoder in rows]
+    kept: dict[str, samples.SampleErrors] = {}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    def side(cell: Cell, metric: str) -> Side:
+        if cell.run not in kept:
+            try:
+                kept[cell.run] = samples.read(cell.run)
+            except FileNotFoundError:
+                raise RunError(f"{cell.run} has no {samples.FILE}: its test pass kept no per-sample errors",
+                               hint="rerun the study with --fresh (runs made before kitpose kept them)") from None
+        entry = kept[cell.run].get(cell.factors["decoder"], metric)
+        if entry is None:
+            raise RunError(f"{cell.run}: no per-sample values of {metric} for decoder "
+                           f"'{cell.factors['decoder']}' in {samples.FILE}",
+                           hint="claims need metrics that give per_sample() (PCK, PCKh, AUC, RMSE, EPE, MPJPE ...)")
+        return Side.from_entries(kept[cell.run].index, entry.values, entry.counted, entry.root)
+
+    lines = ["", "## Claims", "", "| claim | for | difference | 95% interval | verdict |", "|---|---|---|---|---|"]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["claim", "for", "metric", "difference", "low", "high", "verdict", "seeds", "images"])
+    for claim in claims:
+        for judgement in judge(claim, cells, side):
+            where = ", ".join(f"{k} {v}" for k, v in judgement.group.items()) or "all"
+            r = judgement.result
+            if r is None:
+                lines.append(f"| {claim.text()} | {where} | | | {judgement.note} |")
+                writer.writerow([claim.text(), where, claim.metric, "", "", "", judgement.note, "", ""])
+                continue
+            lines.append(f"| {claim.text()} | {where} | {r.difference:+.4f} | [{r.low:+.4f}, {r.high:+.4f}] | "
+                         f"{r.verdict} |")
+            writer.writerow([claim.text(), where, claim.metric, r.difference, r.low, r.high, r.verdict,
+                             r.seeds, r.images])
+    (root / "study_claims.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    return "\n".join([*lines, "", caption(seeds), ""])
+
+
+def write_per_joint(runs: Sequence[Run], root: Path, metric: str | None) -> list[str]:
+    """``study_per_joint.csv`` from the runs' per-joint results and a chart of ``metric``
+    per joint (mean over seeds); returns the files written."""
+    rows = [(run, row) for run in runs for row in read_per_joint(run.folder)]
+    if not rows:
+        return []
+    label_keys = list(dict.fromkeys(k for run in runs for k in run.label))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow([*label_keys, "decoder", "metric", "joint", "value"])
+    for run, row in rows:
+        writer.writerow([str(run.label.get(k, "")) for k in label_keys]
+                        + [row["decoder"], row["metric"], row["joint"], row["value"]])
+    (root / "study_per_joint.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    written = ["study_per_joint.csv"]
+    if metric and any(row["metric"] == metric for _, row in rows):
+        draw_per_joint(rows, root / "study_per_joint.png", metric)
+        written.append("study_per_joint.png")
+    return written
+
+
+def draw_chart(results: Sequence[tuple[Run, dict[str, dict[str, float]]]], path: Path, metric: str) -> None:
+    """Grouped bars: one group per table row's factors, one bar per decoder; the mean over
+    seeds with a standard-deviation whisker when the study has seeds."""
+    plt = _pyplot()
     import numpy as np
 
-    decoders = list(dict.fromkeys(d for _, res in rows for d in res))
-    groups = ["\n".join(str(v) for v in label.values()) for label, _ in rows]
+    groups = _groups(results)
+    labels = list(dict.fromkeys(factors for factors, _ in groups))
+    decoders = list(dict.fromkeys(decoder for _, decoder in groups))
     width = 0.8 / max(1, len(decoders))
-    x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6.0, 2.4 * len(rows)), 4.0), dpi=120)
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(max(6.0, 2.4 * len(labels)), 4.0), dpi=120)
     for j, decoder in enumerate(decoders):
-        values = [res.get(decoder, {}).get(metric, np.nan) for _, res in rows]
-        ax.bar(x + (j - (len(decoders) - 1) / 2) * width, values, width, label=decoder)
-    ax.set_xticks(x, groups)
+        stats = [_mean_sd([v[metric] for v in groups.get((label, decoder), []) if v.get(metric) is not None] or [np.nan])
+                 for label in labels]
+        errors = [sd for _, sd in stats] if any(len(g) > 1 for g in groups.values()) else None
+        ax.bar(x + (j - (len(decoders) - 1) / 2) * width, [m for m, _ in stats], width, yerr=errors,
+               capsize=2 if errors else 0, label=decoder)
+    ax.set_xticks(x, ["\n".join(v for _, v in label) for label in labels])
     ax.set_ylabel(metric)
-    keys = list(dict.fromkeys(k for label, _ in rows for k in label))  # the study's own labels
+    keys = list(dict.fromkeys(k for label in labels for k, _ in label))  # the study's own labels
     ax.set_title(f"{metric} per {', '.join(keys + ['decoder'])}")
     ax.legend(ncols=min(4, len(decoders)), fontsize="small")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def draw_per_joint(rows: Sequence[tuple[Run, dict[str, str]]], path: Path, metric: str) -> None:
+    """One panel per table row's factors: ``metric`` per joint, a line per decoder (mean over seeds)."""
+    plt = _pyplot()
+
+    values: dict[tuple, dict[str, dict[str, list[float]]]] = {}
+    for run, row in rows:
+        if row["metric"] == metric:
+            per_decoder = values.setdefault(tuple(run.factors.items()), {}).setdefault(row["decoder"], {})
+            per_decoder.setdefault(row["joint"], []).append(float(row["value"]))
+    panels = list(values)
+    columns = min(2, len(panels))
+    lines = -(-len(panels) // columns)
+    fig, axes = plt.subplots(lines, columns, figsize=(6.5 * columns, 3.2 * lines), dpi=110, squeeze=False,
+                             sharey=True)
+    for ax, factors in zip(axes.flat, panels):
+        for decoder, joints in values[factors].items():
+            names = list(joints)
+            ax.plot(range(len(names)), [sum(v) / len(v) for v in joints.values()], marker="o", ms=3, label=decoder)
+            ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize="x-small")
+        ax.set_title(", ".join(v for _, v in factors) or "all", fontsize="small")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small", ncols=2)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.suptitle(f"{metric} per joint" + (" (mean over seeds)" if any(r.seed for r, _ in rows) else ""))
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
