@@ -77,6 +77,20 @@ def test_a_study_with_seeds_reports_spread_and_judges_its_claims(tmp_path):
     assert again.returncode == 0, again.stderr
     assert "resuming 02-wide-seed2" in again.stdout and "3 of 4 runs were already done" in again.stdout
     assert list(csv.DictReader(open(tmp_path / "study_claims.csv"))) == claims
+    assert "Run time: 0 h 0 min" in table and "for 4 runs" in table
+    # the tables go into a page between its markers; a page without them is refused up front
+    page = tmp_path / "page.md"
+    page.write_text("# Results\n\nprose\n")
+    refused = run_cli("study", str(study), "--dir", str(tmp_path), "--page", str(page))
+    assert refused.returncode == 2 and "no block for study 'toy_study_seeds'" in refused.stderr
+    assert "skipping" not in refused.stdout
+    page.write_text("# Results\n\n<!-- study:toy_study_seeds -->\nold numbers\n<!-- end study:toy_study_seeds -->\nprose\n")
+    filled = run_cli("study", str(study), "--dir", str(tmp_path), "--page", str(page))
+    assert filled.returncode == 0, filled.stderr
+    text = page.read_text()
+    assert "old numbers" not in text and text.endswith("<!-- end study:toy_study_seeds -->\nprose\n")
+    assert (tmp_path / "study.md").read_text().strip() in text and "![toy_study_seeds](toy_study_seeds.png)" in text
+    assert (tmp_path / "toy_study_seeds.png").stat().st_size > 5000
 
 
 def test_study_recipe_mistakes_are_one_line(tmp_path):

@@ -23,16 +23,20 @@ one row per run and decoder, ``study_claims.csv`` and ``study_per_joint.csv`` th
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import json
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kitpose import samples
 from kitpose.errors import RecipeError, RunError
+from kitpose.files import write_atomic
 from kitpose.recipe import load_recipe
 from kitpose_plugins.study.claims import SEED, Cell, Claim, judge, parse_claims
 from kitpose_plugins.study.stats import Side, caption
@@ -133,21 +137,25 @@ def plan_runs(study: Mapping[str, Any], file: str, root: Path) -> list[Run]:
 
 
 def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = None,
-              fresh: bool = False) -> Path:
+              fresh: bool = False, page: str | None = None) -> Path:
     """Run (or resume) every run of the study; write study.md, study.csv, study.png and,
     with claims, study_claims.csv; with per-joint results, study_per_joint.csv and .png."""
     from kitpose.engine import run_recipe
 
-    study_recipe = load_recipe(path)
+    overrides = list(overrides)
+    own = [o for o in overrides if o.lstrip("+~").startswith("study.")]  # the study's own settings
+    study_recipe = load_recipe(path, own)
     study = study_recipe.select("study")
     if not isinstance(study, Mapping):
         raise RecipeError("not a study recipe: it has no 'study' section", file=study_recipe.file,
                           path="study", hint="see recipes/study_dark.yaml")
-    shared = [*(study.get("overrides") or []), *overrides]
+    shared = [*(study.get("overrides") or []), *(o for o in overrides if o not in own)]
     root = Path(folder) if folder else Path(study_recipe.select("runs_dir", "runs") or "runs") / study_recipe.name
     runs = plan_runs(study, study_recipe.file, root)
     factors = [*dict.fromkeys(k for run in runs for k in run.factors), "decoder"]
     claims = parse_claims(study.get("claims"), factors, study_recipe.file)
+    if page:
+        page_block(Path(page), study_recipe.name)
     if fresh:  # only what this study writes: --dir may name a folder holding other work
         for item in [*(run.folder for run in runs), *(root / name for name in OUTPUTS)]:
             if item.is_dir():
@@ -156,6 +164,7 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
                 item.unlink()
     root.mkdir(parents=True, exist_ok=True)
     done = 0
+    times = RunTimes(root / "study_times.json")
     for run in runs:
         if (run.folder / "results.csv").is_file():
             print(f"study: {run.folder.name} is done; skipping")
@@ -163,7 +172,9 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
             continue
         resume = str(run.folder) if (run.folder / "checkpoints" / "last.pt").is_file() else None
         print(f"study: {'resuming' if resume else 'running'} {run.folder.name} ({run.recipe})", flush=True)
-        run_recipe(run.recipe, [*shared, *run.overrides], resume=resume, run_dir=None if resume else str(run.folder))
+        with times.measure(run.folder.name):
+            run_recipe(run.recipe, [*shared, *run.overrides], resume=resume,
+                       run_dir=None if resume else str(run.folder))
     if done:
         print(f"study: {done} of {len(runs)} runs were already done")
     results = [(run, read_results(run.folder)) for run in runs]
@@ -174,17 +185,77 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
     joints = write_per_joint(runs, root, study.get("chart") or (metrics[0] if metrics else None))
     if joints:
         text += f"\nPer joint: {', '.join(joints)}.\n"
+    text += f"\n{times.summary([run.folder.name for run in runs])}\n"
     (root / "study.md").write_text(text, encoding="utf-8")
     chart = study.get("chart") or (metrics[0] if metrics else None)
     if chart:
         draw_chart(results, root / "study.png", chart)
     print(text)
+    if page:
+        into_page(Path(page), study_recipe.name, text, root / "study.png" if chart else None)
+        print(f"study: tables written into {page}")
     print(f"study: written to {root}")
     return root
 
 
+class RunTimes:
+    """Seconds each run of the study took, kept in ``study_times.json`` (a resumed run adds
+    the time of each part), so the study can say how long it took on this machine."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seconds: dict[str, float] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+    @contextlib.contextmanager
+    def measure(self, name: str) -> Iterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.monotonic() - started
+            write_atomic(self.path, json.dumps(self.seconds, indent=1))
+
+    def summary(self, names: Sequence[str]) -> str:
+        known = [self.seconds[n] for n in names if n in self.seconds]
+        if not known:
+            return "Run time: not recorded (runs made before the study kept times)."
+        total = sum(known)
+        what = f"{len(known)} runs" if len(known) == len(names) else f"{len(known)} of {len(names)} runs (the others not recorded)"
+        return (f"Run time: {int(total // 3600)} h {int(total % 3600 // 60)} min {int(total % 60)} s for {what}, "
+                f"{min(known) / 60:.1f}-{max(known) / 60:.1f} min each.")
+
+
+def page_block(page: Path, name: str) -> tuple[str, str, str]:
+    """The page's text and the two marker lines of study ``name``'s block (checked before
+    any run starts, so a missing block is said at once, not after hours of training)."""
+    start, end = f"<!-- study:{name} -->", f"<!-- end study:{name} -->"
+    try:
+        content = page.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RunError(f"{page}: cannot read the page ({exc.strerror or exc})") from None
+    if content.count(start) != 1 or content.count(end) != 1 or content.index(start) > content.index(end):
+        raise RunError(f"{page}: no block for study '{name}' to fill",
+                       hint=f"put the lines '{start}' and '{end}' where its tables go")
+    return content, start, end
+
+
+def into_page(page: Path, name: str, text: str, chart: Path | None) -> None:
+    """Replace the block between ``<!-- study:NAME -->`` and ``<!-- end study:NAME -->`` of a
+    Markdown page with the study's tables (and its chart, copied next to the page as
+    ``NAME.png``): pages quote what the program printed, never numbers typed by hand."""
+    content, start, end = page_block(page, name)
+    block = text.strip() + "\n"
+    if chart is not None and chart.is_file():
+        shutil.copyfile(chart, page.parent / f"{name}.png")
+        block += f"\n![{name}]({name}.png)\n"
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    write_atomic(page, f"{head}{start}\n{block}{end}{tail}")
+
+
 #: what a study writes in its folder (besides the runs' own folders)
-OUTPUTS = ("study.md", "study.csv", "study.png", "study_claims.csv", "study_per_joint.csv", "study_per_joint.png")
+OUTPUTS = ("study.md", "study.csv", "study.png", "study_claims.csv", "study_per_joint.csv", "study_per_joint.png",
+           "study_times.json")
 
 
 def _groups(results: Sequence[tuple[Run, dict[str, dict[str, float]]]]) -> dict[tuple, list[dict[str, float]]]:
