@@ -82,14 +82,14 @@ def test_a_study_with_seeds_reports_spread_and_judges_its_claims(tmp_path):
     page = tmp_path / "page.md"
     page.write_text("# Results\n\nprose\n")
     refused = run_cli("study", str(study), "--dir", str(tmp_path), "--page", str(page))
-    assert refused.returncode == 2 and "no block for study 'toy_study_seeds'" in refused.stderr
+    assert refused.returncode == 2 and "page.md: no block 'toy_study_seeds' to fill" in refused.stderr
     assert "skipping" not in refused.stdout
-    page.write_text("# Results\n\n<!-- study:toy_study_seeds -->\nold numbers\n<!-- end study:toy_study_seeds -->\nprose\n")
+    page.write_text("# Results\n\n<!-- kitpose:toy_study_seeds -->\nold numbers\n<!-- /kitpose:toy_study_seeds -->\nprose\n")
     filled = run_cli("study", str(study), "--dir", str(tmp_path), "--page", str(page))
     assert filled.returncode == 0, filled.stderr
     text = page.read_text()
-    assert "old numbers" not in text and text.endswith("<!-- end study:toy_study_seeds -->\nprose\n")
-    assert (tmp_path / "study.md").read_text().strip() in text and "![toy_study_seeds](toy_study_seeds.png)" in text
+    assert "old numbers" not in text and text.endswith("<!-- /kitpose:toy_study_seeds -->\nprose\n")
+    assert (tmp_path / "study.md").read_text().strip() in text and "(toy_study_seeds.png)" in text
     assert (tmp_path / "toy_study_seeds.png").stat().st_size > 5000
 
 

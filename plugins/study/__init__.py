@@ -13,8 +13,8 @@ def kitpose_add_commands(subparsers):
     parser.add_argument("--dir", default=None, help="study folder (default: runs/<study name>)")
     parser.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     parser.add_argument("--page", default=None, metavar="MARKDOWN",
-                        help="also write the tables into this page, between its '<!-- study:NAME -->' "
-                             "and '<!-- end study:NAME -->' lines (e.g. docs/results.md)")
+                        help="also write the tables into this page, between its '<!-- kitpose:NAME -->' "
+                             "and '<!-- /kitpose:NAME -->' lines (e.g. docs/results.md)")
     parser.set_defaults(handler=_run)
 
 

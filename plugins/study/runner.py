@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kitpose import samples
+from kitpose import pages, samples
 from kitpose.errors import RecipeError, RunError
 from kitpose.files import write_atomic
 from kitpose.recipe import load_recipe
@@ -155,7 +155,7 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
     factors = [*dict.fromkeys(k for run in runs for k in run.factors), "decoder"]
     claims = parse_claims(study.get("claims"), factors, study_recipe.file)
     if page:
-        page_block(Path(page), study_recipe.name)
+        pages.check(page, study_recipe.name)
     if fresh:  # only what this study writes: --dir may name a folder holding other work
         for item in [*(run.folder for run in runs), *(root / name for name in OUTPUTS)]:
             if item.is_dir():
@@ -192,7 +192,7 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
         draw_chart(results, root / "study.png", chart)
     print(text)
     if page:
-        into_page(Path(page), study_recipe.name, text, root / "study.png" if chart else None)
+        pages.fill(page, study_recipe.name, text, [root / "study.png", root / "study_per_joint.png"])
         print(f"study: tables written into {page}")
     print(f"study: written to {root}")
     return root
@@ -223,34 +223,6 @@ class RunTimes:
         what = f"{len(known)} runs" if len(known) == len(names) else f"{len(known)} of {len(names)} runs (the others not recorded)"
         return (f"Run time: {int(total // 3600)} h {int(total % 3600 // 60)} min {int(total % 60)} s for {what}, "
                 f"{min(known) / 60:.1f}-{max(known) / 60:.1f} min each.")
-
-
-def page_block(page: Path, name: str) -> tuple[str, str, str]:
-    """The page's text and the two marker lines of study ``name``'s block (checked before
-    any run starts, so a missing block is said at once, not after hours of training)."""
-    start, end = f"<!-- study:{name} -->", f"<!-- end study:{name} -->"
-    try:
-        content = page.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise RunError(f"{page}: cannot read the page ({exc.strerror or exc})") from None
-    if content.count(start) != 1 or content.count(end) != 1 or content.index(start) > content.index(end):
-        raise RunError(f"{page}: no block for study '{name}' to fill",
-                       hint=f"put the lines '{start}' and '{end}' where its tables go")
-    return content, start, end
-
-
-def into_page(page: Path, name: str, text: str, chart: Path | None) -> None:
-    """Replace the block between ``<!-- study:NAME -->`` and ``<!-- end study:NAME -->`` of a
-    Markdown page with the study's tables (and its chart, copied next to the page as
-    ``NAME.png``): pages quote what the program printed, never numbers typed by hand."""
-    content, start, end = page_block(page, name)
-    block = text.strip() + "\n"
-    if chart is not None and chart.is_file():
-        shutil.copyfile(chart, page.parent / f"{name}.png")
-        block += f"\n![{name}]({name}.png)\n"
-    head, rest = content.split(start, 1)
-    _, tail = rest.split(end, 1)
-    write_atomic(page, f"{head}{start}\n{block}{end}{tail}")
 
 
 #: what a study writes in its folder (besides the runs' own folders)

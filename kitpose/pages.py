@@ -1,0 +1,55 @@
+"""Markdown pages that quote the program: a command fills a marked block with what it printed.
+
+A page (``docs/results.md``) holds, where a command's tables belong::
+
+    <!-- kitpose:study_dark -->
+    ... written by `kitpose study recipes/study_dark.yaml --page docs/results.md` ...
+    <!-- /kitpose:study_dark -->
+
+and the command replaces what lies between the two lines, so the numbers a page quotes are
+the numbers the code printed, never numbers typed by hand.
+"""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from kitpose.errors import RunError
+from kitpose.files import write_atomic
+
+
+def markers(key: str) -> tuple[str, str]:
+    """The opening and closing lines of block ``key``."""
+    return f"<!-- kitpose:{key} -->", f"<!-- /kitpose:{key} -->"
+
+
+def check(page: str | Path, key: str) -> str:
+    """The page's text, when it has exactly one block ``key``; otherwise a one-line error
+    naming the page and the lines to add (called before long work starts)."""
+    page = Path(page)
+    start, end = markers(key)
+    try:
+        content = page.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RunError(f"{page}: cannot read the page ({exc.strerror or exc})") from None
+    if content.count(start) != 1 or content.count(end) != 1 or content.index(start) > content.index(end):
+        raise RunError(f"{page}: no block '{key}' to fill",
+                       hint=f"put the lines '{start}' and '{end}' where its tables go")
+    return content
+
+
+def fill(page: str | Path, key: str, text: str, images: Sequence[Path] = ()) -> None:
+    """Replace block ``key`` of ``page`` with ``text``; ``images`` are copied next to the page
+    as ``KEY.png`` (the first) or ``KEY-STEM.png`` and linked below the text."""
+    page = Path(page)
+    content = check(page, key)
+    start, end = markers(key)
+    block = text.strip() + "\n"
+    for number, image in enumerate(p for p in images if p.is_file()):
+        name = f"{key}.png" if number == 0 else f"{key}-{image.stem}.png"
+        shutil.copyfile(image, page.parent / name)
+        block += f"\n![{key}: {image.stem}]({name})\n"
+    head, rest = content.split(start, 1)
+    _, tail = rest.split(end, 1)
+    write_atomic(page, f"{head}{start}\n{block}{end}{tail}")
