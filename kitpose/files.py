@@ -24,6 +24,7 @@ def replacing(path: str | Path, *, sync: bool = False) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{PARTIAL}{path.suffix}", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~UMASK)  # the mode open() would give, not mkstemp's owner-only 0600
     os.close(fd)
     temporary = Path(name)
     try:
@@ -35,6 +36,16 @@ def replacing(path: str | Path, *, sync: bool = False) -> Iterator[Path]:
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _read_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: read once, at import (before any writer thread starts): reading it means setting it
+UMASK = _read_umask()
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> None:

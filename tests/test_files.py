@@ -26,3 +26,13 @@ def test_the_temporary_keeps_the_extension_and_leftovers_are_found(tmp_path: Pat
     removed = remove_leftovers(tmp_path)
     assert [p.name.startswith(".other.") for p in removed] == [True]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["curves.png"]
+
+
+def test_files_written_whole_get_the_mode_a_plain_write_would(tmp_path: Path) -> None:
+    import os
+
+    from kitpose.files import write_atomic
+
+    write_atomic(tmp_path / "results.csv", "a,b\n")
+    (tmp_path / "plain.csv").write_text("a,b\n")
+    assert os.stat(tmp_path / "results.csv").st_mode == os.stat(tmp_path / "plain.csv").st_mode
