@@ -135,3 +135,26 @@ def test_a_claim_is_judged_for_each_group_and_refuses_ambiguous_sides():
                              "for_each": ["model"]}], FACTORS, "s.yaml")
     with pytest.raises(RecipeError, match="ambiguous"):
         judge(vague, cells, load, replicates=300)
+
+
+def test_a_gain_that_grows_with_a_factor_is_judged_level_by_level():
+    factors = ["input", "decoder"]
+    cells = [Cell({"input": size, "decoder": d}, seed, f"{size}-{seed}") for size in ("128", "96", "64")
+             for d in ("dark", "argmax") for seed in ("1", "2")]
+    gains = {"128": 0.1, "96": 0.3, "64": 0.3}  # the gain grows from 128 to 96, then stays
+    base = {cell.run: errors(12 + int(cell.seed)) for cell in cells}
+
+    def load(cell: Cell, metric: str) -> Side:
+        gain = gains[cell.factors["input"]] if cell.factors["decoder"] == "dark" else 0.0
+        return side(base[cell.run] - gain)
+
+    [claim] = parse_claims([{"metric": "EPE", "better": {"decoder": "dark"}, "than": {"decoder": "argmax"},
+                             "grows_as": {"input": ["128", "96", "64"]}}], factors, "s.yaml")
+    first, second = judge(claim, cells, load, replicates=400)
+    assert first.group == {"input": "96 vs 128"} and second.group == {"input": "64 vs 96"}
+    assert first.result.verdict == HOLDS and first.result.difference == pytest.approx(0.2)
+    assert second.result.verdict == UNSURE and second.result.difference == pytest.approx(0.0, abs=1e-12)
+    assert "grows as input goes 128 -> 96 -> 64" in claim.text()
+    with pytest.raises(RecipeError, match="left free"):
+        parse_claims([{"metric": "EPE", "better": {"decoder": "dark"}, "than": {"decoder": "argmax"},
+                       "for_each": ["input"], "grows_as": {"input": ["128", "64"]}}], factors, "s.yaml")

@@ -157,7 +157,7 @@ def run_lab(*, decoders: Sequence[str] | None = None, maps: int = 256, seed: int
     charts(rows, order, folder)
     print(text)
     if page:
-        body = text.split("\n", 1)[1]  # the page has its own heading
+        body = text.split("\n", 1)[1].replace("\n## ", "\n### ")  # under the page's own heading
         pages.fill(page, "lab", body, [folder / "error_vs_noise.png", folder / "error_vs_border.png"])
         print(f"lab: tables written into {page}")
     print(f"lab: written to {folder}")

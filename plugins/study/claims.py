@@ -9,10 +9,16 @@
         - {metric: RMSE, better: {encoding: w/o quant}, than: {encoding: w/ quant},
            for_each: [model, decoder]}
 
+        - {metric: PCKh@0.5, better: {decoder: dark}, than: {decoder: argmax},
+           grows_as: {input: [128x128, 96x96, 64x64]}}
+
 ``better`` and ``than`` pick cells by label values (the runs' labels and ``decoder``);
 ``for_each`` repeats the claim for every combination of those factors' values. In each
-repetition a side must name exactly one cell per seed. ``direction`` (``higher`` or
-``lower``: which is better) is needed only for metrics kitpose does not know.
+repetition a side must name exactly one cell per seed. ``grows_as`` turns the claim into
+one about the gain (``better`` minus ``than``): it is larger at each level of that factor
+than at the level before, judged level by level from differences of paired differences.
+``direction`` (``higher`` or ``lower``: which is better) is needed only for metrics
+kitpose does not know.
 """
 from __future__ import annotations
 
@@ -21,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kitpose.errors import RecipeError
-from kitpose_plugins.study.stats import Comparison, Side, compare, direction
+from kitpose_plugins.study.stats import Comparison, Side, contrast, direction
 
 SEED = "seed"
 
@@ -35,11 +41,16 @@ class Claim:
     than: dict[str, str]
     for_each: list[str]
     lower_is_better: bool
+    grows_as: tuple[str, list[str]] | None = None
 
     def text(self) -> str:
         def side(picks: Mapping[str, str]) -> str:
             return ", ".join(f"{k} {v}" for k, v in picks.items())
 
+        if self.grows_as:
+            factor, levels = self.grows_as
+            return (f"gain of {side(self.better)} over {side(self.than)} grows as {factor} goes "
+                    f"{' -> '.join(levels)} ({self.metric})")
         return f"{side(self.better)} {'<' if self.lower_is_better else '>'} {side(self.than)} ({self.metric})"
 
 
@@ -74,10 +85,10 @@ def parse_claims(raw: Any, factors: Sequence[str], file: str) -> list[Claim]:
         path = f"study.claims[{i}]"
         if not isinstance(item, Mapping):
             raise RecipeError("a claim must be a mapping {metric, better, than[, for_each]}", file=file, path=path)
-        unknown = sorted(set(item) - {"metric", "better", "than", "for_each", "direction"})
+        unknown = sorted(set(item) - {"metric", "better", "than", "for_each", "direction", "grows_as"})
         if unknown:
             raise RecipeError(f"unknown claim key '{unknown[0]}'", file=file, path=f"{path}.{unknown[0]}",
-                              hint="a claim has metric, better, than, for_each and direction")
+                              hint="a claim has metric, better, than, for_each, grows_as and direction")
         metric = item.get("metric")
         if not isinstance(metric, str) or not metric:
             raise RecipeError("a claim needs metric: NAME (e.g. PCKh@0.1)", file=file, path=f"{path}.metric")
@@ -95,8 +106,25 @@ def parse_claims(raw: Any, factors: Sequence[str], file: str) -> list[Claim]:
         if way not in ("higher", "lower"):
             raise RecipeError(f"which is better for '{metric}': a higher or a lower value?", file=file,
                               path=f"{path}.direction", hint="add direction: higher (or lower)")
-        claims.append(Claim(metric, sides[0], sides[1], [str(k) for k in for_each], way == "lower"))
+        grows = _grows(item.get("grows_as"), factors, [*sides[0], *sides[1], *for_each], file, f"{path}.grows_as")
+        claims.append(Claim(metric, sides[0], sides[1], [str(k) for k in for_each], way == "lower", grows))
     return claims
+
+
+def _grows(value: Any, factors: Sequence[str], used: Sequence[str], file: str, path: str) -> tuple[str, list[str]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, Mapping) or len(value) != 1:
+        raise RecipeError("grows_as names one factor and its levels in order, e.g. {input: [128x128, 64x64]}",
+                          file=file, path=path)
+    [(factor, levels)] = value.items()
+    if factor not in factors or factor in used:
+        raise RecipeError(f"'{factor}' is not a factor of this study left free by better, than and for_each",
+                          file=file, path=f"{path}.{factor}", hint="factors: " + ", ".join(factors))
+    if not isinstance(levels, list) or len(levels) < 2 or len(set(map(str, levels))) != len(levels):
+        raise RecipeError("grows_as needs two or more different levels, in the order the gain should grow",
+                          file=file, path=f"{path}.{factor}")
+    return str(factor), [str(v) for v in levels]
 
 
 def _picks(value: Any, factors: Sequence[str], file: str, path: str) -> dict[str, str]:
@@ -125,18 +153,27 @@ def judge(claim: Claim, cells: Sequence[Cell], side: Callable[[Cell, str], Side]
                     chosen.setdefault(cell.seed, []).append(cell)
             return chosen
 
-        better, than = matching(claim.better), matching(claim.than)
-        many = [len(found) for found in (*better.values(), *than.values()) if len(found) > 1]
-        if many:
-            raise RecipeError(f"claim '{claim.text()}' is ambiguous: a side matches {max(many)} cells "
-                              "of one seed", path="study.claims",
-                              hint="name the other factors in the sides or in for_each")
-        seeds = [s for s in better if s in than]
-        if not seeds:
-            if better or than:  # a combination that only one side has: say so, do not fail the study
-                out.append(Judgement(claim, group, None, "no cells on one side"))
-            continue
-        pairs = [(side(better[s][0], claim.metric), side(than[s][0], claim.metric)) for s in seeds]
-        out.append(Judgement(claim, group, compare(pairs, lower_is_better=claim.lower_is_better,
-                                                   replicates=replicates, seed=seed)))
+        if claim.grows_as is None:
+            steps = [({}, None)]
+        else:
+            factor, levels = claim.grows_as
+            steps = [({factor: after}, {factor: before}) for before, after in zip(levels, levels[1:])]
+        for now, then in steps:
+            sides = [matching({**picks, **level}) for level in (now, then) if level is not None
+                     for picks in (claim.better, claim.than)]
+            many = [len(found) for cells_of in sides for found in cells_of.values() if len(found) > 1]
+            if many:
+                raise RecipeError(f"claim '{claim.text()}' is ambiguous: a side matches {max(many)} cells "
+                                  "of one seed", path="study.claims",
+                                  hint="name the other factors in the sides, in for_each or in grows_as")
+            where = {**group, **({k: f"{now[k]} vs {then[k]}" for k in now} if then else {})}
+            seeds = [s for s in sides[0] if all(s in other for other in sides[1:])]
+            if not seeds:
+                if any(sides):  # a combination that only some sides have: say so, do not fail the study
+                    out.append(Judgement(claim, where, None, "no cells on one side"))
+                continue
+            weights = (1.0, -1.0, -1.0, 1.0)  # better - than, less the same at the level before
+            terms = [[(side(cells_of[s][0], claim.metric), w) for cells_of, w in zip(sides, weights)] for s in seeds]
+            out.append(Judgement(claim, where, contrast(terms, lower_is_better=claim.lower_is_better,
+                                                        replicates=replicates, seed=seed)))
     return out

@@ -72,47 +72,61 @@ class Comparison:
     images: int
 
 
-def paired(better: Side, than: Side) -> tuple[Side, Side]:
-    """Both sides restricted to the images they share, in the same order."""
-    shared, left, right = np.intersect1d(better.index, than.index, assume_unique=False, return_indices=True)
+def paired(*sides: Side) -> list[Side]:
+    """Every side restricted to the images all of them share, in the same order."""
+    shared = sides[0].index
+    for side in sides[1:]:
+        shared = np.intersect1d(shared, side.index)
     if shared.size == 0:
-        raise ValueError("the two sides share no test image (compare runs scored on the same test split)")
+        raise ValueError("the sides share no test image (compare runs scored on the same test split)")
 
-    def take(side: Side, rows: np.ndarray) -> Side:
+    def take(side: Side) -> Side:
+        order = np.argsort(side.index, kind="stable")
+        rows = order[np.searchsorted(side.index, shared, sorter=order)]
         return Side(side.index[rows], side.numerator[rows], side.count[rows], side.root)
 
-    return take(better, left), take(than, right)
+    return [take(side) for side in sides]
 
 
 def compare(pairs: Sequence[tuple[Side, Side]], *, lower_is_better: bool = False, replicates: int = 2000,
             level: float = 0.95, seed: int = 0) -> Comparison:
-    """Compare ``better`` with ``than`` over seeds: one ``(better, than)`` pair per seed.
+    """Compare ``better`` with ``than`` over seeds: one ``(better, than)`` pair per seed
+    (see :func:`contrast`)."""
+    return contrast([[(a, 1.0), (b, -1.0)] for a, b in pairs], lower_is_better=lower_is_better,
+                    replicates=replicates, level=level, seed=seed)
 
-    The difference is the mean over seeds of each seed's paired difference; the interval
-    is the percentile interval of the two-level bootstrap (seeds, then images); the verdict
-    is ``holds`` when it lies above 0, ``does not hold`` when below, else ``cannot tell``.
+
+def contrast(per_seed: Sequence[Sequence[tuple[Side, float]]], *, lower_is_better: bool = False,
+             replicates: int = 2000, level: float = 0.95, seed: int = 0) -> Comparison:
+    """A weighted sum of numbers (``+1, -1``: a difference; ``+1, -1, -1, +1``: a difference of
+    differences), one list of ``(side, weight)`` per seed, every side scored on shared images.
+
+    The estimate is the mean over seeds; the interval is the percentile interval of the
+    two-level bootstrap (seeds, then images, resampled together for every side of a seed);
+    the verdict is ``holds`` when it lies above 0, ``does not hold`` when below, else
+    ``cannot tell``.
     """
-    if not pairs:
+    if not per_seed:
         raise ValueError("nothing to compare")
     sign = -1.0 if lower_is_better else 1.0
-    matched = [paired(a, b) for a, b in pairs]
+    matched = [(paired(*(side for side, _ in terms)), [w for _, w in terms]) for terms in per_seed]
     rng = np.random.default_rng(seed)
-    point = sign * float(np.mean([a.number() - b.number() for a, b in matched]))
+    point = sign * float(np.mean([sum(w * s.number() for s, w in zip(sides, weights)) for sides, weights in matched]))
     n_seeds = len(matched)
     draws = np.zeros(replicates)
     for _ in range(n_seeds):  # each draw: a seed with replacement, then its images with replacement
         chosen = rng.integers(n_seeds, size=replicates) if n_seeds > 1 else np.zeros(replicates, dtype=int)
-        per_seed = np.empty((n_seeds, replicates))
-        for s, (a, b) in enumerate(matched):
-            images = a.index.size
-            weights = rng.multinomial(images, np.full(images, 1.0 / images), size=replicates).astype(np.float64)
-            per_seed[s] = a.number(weights) - b.number(weights)
-        draws += per_seed[chosen, np.arange(replicates)]
+        per = np.empty((n_seeds, replicates))
+        for s, (sides, weights) in enumerate(matched):
+            images = sides[0].index.size
+            counts = rng.multinomial(images, np.full(images, 1.0 / images), size=replicates).astype(np.float64)
+            per[s] = sum(w * side.number(counts) for side, w in zip(sides, weights))
+        draws += per[chosen, np.arange(replicates)]
     draws = sign * draws / n_seeds
     tail = (1.0 - level) / 2
     low, high = (float(v) for v in np.quantile(draws, [tail, 1.0 - tail]))
     verdict = HOLDS if low > 0 else FAILS if high < 0 else UNSURE
-    return Comparison(point, low, high, verdict, n_seeds, int(min(a.index.size for a, _ in matched)))
+    return Comparison(point, low, high, verdict, n_seeds, int(min(sides[0].index.size for sides, _ in matched)))
 
 
 def caption(seeds: int, replicates: int = 2000, level: float = 0.95) -> str:
