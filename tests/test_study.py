@@ -105,3 +105,11 @@ def test_study_recipe_mistakes_are_one_line(tmp_path):
     bad.write_text(base.replace("better: {model: wide}", "better: {modle: wide}"))
     result = run_cli("study", str(bad), "--dir", str(tmp_path / "out"))
     assert result.returncode == 2 and "study.claims[1].better.modle: 'modle' is not a factor" in result.stderr
+    bad.write_text(base.replace("metric: PCK@0.5,", "metric: PCK@0.05,"))
+    result = run_cli("study", str(bad), "--dir", str(tmp_path / "out"))
+    assert result.returncode == 2 and "study.claims[1].metric: 'PCK@0.05' is not one of the study's metrics" in result.stderr
+    # a broken run is found before the first run trains, not hours later
+    bad.write_text(base.replace('overrides: ["+components.model.width=12"]', 'overrides: ["components.model.widht=12"]'))
+    result = run_cli("study", str(bad), "--dir", str(tmp_path / "out"))
+    assert result.returncode == 2 and "widht" in result.stderr and "running" not in result.stdout
+    assert not (tmp_path / "out").exists()

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from kitpose import pages, samples
-from kitpose.errors import RecipeError, RunError
+from kitpose.errors import RecipeError, RunError, suggestion
 from kitpose.files import write_atomic
 from kitpose.recipe import load_recipe
 from kitpose_plugins.study.claims import SEED, Cell, Claim, judge, parse_claims
@@ -141,6 +141,7 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
     """Run (or resume) every run of the study; write study.md, study.csv, study.png and,
     with claims, study_claims.csv; with per-joint results, study_per_joint.csv and .png."""
     from kitpose.engine import run_recipe
+    from kitpose.plan import check_recipe
 
     overrides = list(overrides)
     own = [o for o in overrides if o.lstrip("+~").startswith("study.")]  # the study's own settings
@@ -154,8 +155,16 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
     runs = plan_runs(study, study_recipe.file, root)
     factors = [*dict.fromkeys(k for run in runs for k in run.factors), "decoder"]
     claims = parse_claims(study.get("claims"), factors, study_recipe.file)
+    metrics = list(study.get("metrics") or [])
+    for i, claim in enumerate(claims):
+        if metrics and claim.metric not in metrics:
+            raise RecipeError(f"'{claim.metric}' is not one of the study's metrics{suggestion(claim.metric, metrics)}",
+                              file=study_recipe.file, path=f"study.claims[{i}].metric",
+                              hint="metrics: " + ", ".join(metrics))
     if page:
         pages.check(page, study_recipe.name)
+    for run in {(run.recipe, tuple([*shared, *run.overrides])): run for run in runs}.values():
+        check_recipe(run.recipe, [*shared, *run.overrides])  # every run's recipe, before hours of training
     if fresh:  # only what this study writes: --dir may name a folder holding other work
         for item in [*(run.folder for run in runs), *(root / name for name in OUTPUTS)]:
             if item.is_dir():
@@ -178,7 +187,6 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
     if done:
         print(f"study: {done} of {len(runs)} runs were already done")
     results = [(run, read_results(run.folder)) for run in runs]
-    metrics = list(study.get("metrics") or [])
     text = write_tables(results, root, metrics)
     if claims:
         text += judge_claims(claims, results, root, seeds=len({run.seed for run in runs}))
