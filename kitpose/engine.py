@@ -675,6 +675,8 @@ class Run:
             table = results_io.write(metrics, self.dir, per_joint=per_joint, joint_names=names)
             if any(per_sample.values()):
                 samples.write(self.dir, index, per_sample, names)
+                if not len(index):
+                    log.info("errors.npz: the test batches carry no 'index', so no per-sample numbers were kept")
             best = f" (best epoch {self.state.best_epoch})" if self.state.best_epoch else ""
             print(f"\nTest results{best}, {self.dir}:\n{table}")
             log.info("test results\n%s", table)

@@ -373,32 +373,26 @@ class FlowRunner:
 
     def compute(self) -> dict[str, dict[str, float]]:
         """``{branch: {metric: value}}`` from every metric accumulated so far."""
-        out: dict[str, dict[str, float]] = {}
-        for branch, metrics in self.metrics.items():
-            row: dict[str, float] = {}
-            for metric in metrics.values():
-                row.update({k: float(v) for k, v in metric.compute().items()})
-            out[branch or "output"] = row
-        return out
+        return {branch: {k: float(v) for k, v in row.items()} for branch, row in self._collect("compute").items()}
 
     def per_joint(self) -> dict[str, dict[str, list[float]]]:
         """``{branch: {metric: [value per joint]}}`` of the metrics that have per-joint values."""
-        out: dict[str, dict[str, list[float]]] = {}
-        for branch, metrics in self.metrics.items():
-            row: dict[str, list[float]] = {}
-            for metric in metrics.values():
-                row.update(metric.per_joint() if hasattr(metric, "per_joint") else {})
-            out[branch or "output"] = row
-        return out
+        return self._collect("per_joint")
 
     def per_sample(self) -> dict[str, dict[str, Any]]:
         """``{branch: {metric: PerSample}}``: what each number is the mean of (see
         :class:`kitpose.metric.PerSample`); metrics without per-sample values are left out."""
+        return self._collect("per_sample")
+
+    def _collect(self, method: str) -> dict[str, dict[str, Any]]:
+        """``{branch: {name: value}}`` merged over the branch's metrics' ``method()`` (a metric
+        without that method adds nothing; ``compute`` is required)."""
         out: dict[str, dict[str, Any]] = {}
         for branch, metrics in self.metrics.items():
             row: dict[str, Any] = {}
             for metric in metrics.values():
-                row.update(metric.per_sample() if hasattr(metric, "per_sample") else {})
+                if method == "compute" or hasattr(metric, method):
+                    row.update(getattr(metric, method)())
             out[branch or "output"] = row
         return out
 

@@ -8,6 +8,8 @@ images, can then be compared sample by sample (``kitpose study``'s paired interv
 Layout (``numpy.load``): ``index`` ``[N]``, ``joint_names`` ``[K]``, and per number
 ``values/BRANCH/METRIC`` ``[N, K]`` (float64), ``counted/BRANCH/METRIC`` ``[N, K]`` (bool);
 ``root`` lists the ``BRANCH/METRIC`` keys whose number is the square root of the mean (RMSE).
+A number scored on other samples than ``index`` names (a metric that skipped batches, or
+test batches without an ``index``) is left out: it could not be paired image by image.
 """
 from __future__ import annotations
 
@@ -41,13 +43,13 @@ class SampleErrors:
 def write(folder: str | Path, index: Any, samples: Mapping[str, Mapping[str, PerSample]],
           joint_names: Sequence[str] = ()) -> Path:
     """Write ``errors.npz`` into ``folder`` (whole or not at all) and return its path."""
-    count = next((len(entry.values) for numbers in samples.values() for entry in numbers.values()), 0)
     order = _numpy(index).astype(np.int64).reshape(-1)
-    arrays: dict[str, np.ndarray] = {"index": order if order.size == count else np.arange(count),
-                                     "joint_names": np.asarray(list(joint_names), dtype=str)}
+    arrays: dict[str, np.ndarray] = {"index": order, "joint_names": np.asarray(list(joint_names), dtype=str)}
     roots = []
     for branch, numbers in samples.items():
         for metric, entry in numbers.items():
+            if len(entry.values) != order.size:  # scored on other samples than the index names: unpairable
+                continue
             key = f"{branch}/{metric}"
             arrays[f"values/{key}"] = _numpy(entry.values).astype(np.float64)
             arrays[f"counted/{key}"] = _numpy(entry.counted).astype(bool)

@@ -451,3 +451,24 @@ def test_a_subclass_that_draws_otherwise_does_not_get_the_numpy_twin():
     enc = Doubled(sigma=2.0, heatmap_size=[12, 16])
     maps = enc(keypoints=torch.tensor([[[20.0, 30.0]]]))["heatmaps"]
     assert float(maps.max()) == 2.0
+
+
+@pytest.mark.parametrize("name", ["gaussian", "one_hot"])
+def test_a_subclass_that_widens_the_border_rule_alone_gets_the_torch_drawing(name):
+    # a looser representable() (here: every finite joint counts) must not reach the numpy
+    # drawing, which assumes the parent's rule; the maps then come from draw() in torch
+    base = type(kitpose.build("encoder", name))
+
+    class Wide(base):
+        def representable(self, centres):
+            return torch.isfinite(centres).all(dim=-1)
+
+        def representable_numpy(self, centres):
+            return np.isfinite(centres).all(-1)
+
+    enc = Wide(heatmap_size=[12, 16])
+    points = torch.tensor([[[-40.0, 30.0], [20.0, 30.0], [500.0, 500.0]]])
+    fast = enc(keypoints=points)
+    slow = enc(keypoints=points.clone().requires_grad_(True))
+    assert torch.equal(fast["heatmaps"], slow["heatmaps"].detach())
+    assert fast["weights"].tolist() == [[1.0, 1.0, 1.0]]

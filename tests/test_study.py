@@ -70,7 +70,7 @@ def test_a_study_with_seeds_reports_spread_and_judges_its_claims(tmp_path):
         verdict = "holds" if low > 0 else "does not hold" if high < 0 else "cannot tell at this sample size"
         assert c["verdict"] == verdict and c["seeds"] == "2" and c["images"] == "16"
         assert f"| {c['claim']} | {c['for']} | {float(c['difference']):+.4f} |" in table
-    assert "two-level bootstrap" in table and "## Claims" in first.stdout
+    assert "draws seeds and test images with replacement, independently" in table and "## Claims" in first.stdout
     # interrupted studies resume: finished runs are skipped and counted
     (tmp_path / "02-wide-seed2" / "results.csv").unlink()
     again = run_cli("study", str(study), "--dir", str(tmp_path))
@@ -108,6 +108,9 @@ def test_study_recipe_mistakes_are_one_line(tmp_path):
     bad.write_text(base.replace("metric: PCK@0.5,", "metric: PCK@0.05,"))
     result = run_cli("study", str(bad), "--dir", str(tmp_path / "out"))
     assert result.returncode == 2 and "study.claims[1].metric: 'PCK@0.05' is not one of the study's metrics" in result.stderr
+    bad.write_text(base.replace("better: {decoder: peak}", "better: {decoder: peek}"))
+    result = run_cli("study", str(bad), "--dir", str(tmp_path / "out"))
+    assert result.returncode == 2 and "study.claims[0].better.decoder: no run has decoder 'peek' (did you mean 'peak'?)" in result.stderr
     # a broken run is found before the first run trains, not hours later
     bad.write_text(base.replace('overrides: ["+components.model.width=12"]', 'overrides: ["components.model.widht=12"]'))
     result = run_cli("study", str(bad), "--dir", str(tmp_path / "out"))

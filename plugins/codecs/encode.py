@@ -124,9 +124,10 @@ class HeatmapEncoder:
     def grid_numpy(self, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
         """The grid's per-axis ``scale`` and ``offset`` as numpy arrays of ``dtype``, made once."""
         cache = self.__dict__.setdefault("_grid_numpy", {})
-        if dtype not in cache:
-            cache[dtype] = (np.asarray(self.grid.scale, dtype=dtype), np.asarray(self.grid.offset, dtype=dtype))
-        return cache[dtype]
+        key = (dtype, self.grid.scale, self.grid.offset)  # a grid replaced later gets its own
+        if key not in cache:
+            cache[key] = (np.asarray(self.grid.scale, dtype=dtype), np.asarray(self.grid.offset, dtype=dtype))
+        return cache[key]
 
     def __call__(self, keypoints: Any, visible: Any = None) -> dict[str, torch.Tensor]:
         """Targets for ``keypoints`` ``[B, K, n]`` in input px; ``visible`` ``[B, K]`` (default: all)."""
@@ -163,7 +164,7 @@ class HeatmapEncoder:
 
 #: the torch methods each numpy twin mirrors: overriding one of them turns the twin off
 NUMPY_MIRRORS = {"representable_numpy": ("representable", "window_centres", "centre_cells"),
-                 "draw_numpy": ("draw", "centre_cells", "profile")}
+                 "draw_numpy": ("draw", "centre_cells", "profile", "representable", "window_centres")}
 
 #: the visibility rules an encoder offers (see the module docstring)
 VISIBILITY = ("any", "darkpose", "mmpose")

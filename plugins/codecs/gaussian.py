@@ -6,7 +6,6 @@ window copies, on whatever device the keypoints are on.
 """
 from __future__ import annotations
 
-import functools
 import math
 from typing import Any, Literal
 
@@ -14,7 +13,7 @@ import numpy as np
 import torch
 
 from kitpose_plugins.codecs.common import choice, defined_together, flag, outer, outer_numpy, positive
-from kitpose_plugins.codecs.encode import NUMPY_MIRRORS, HeatmapEncoder, cell_axes, cell_axes_numpy, visibility_rule
+from kitpose_plugins.codecs.encode import HeatmapEncoder, cell_axes, cell_axes_numpy, visibility_rule
 from kitpose_plugins.codecs.grid import Grid
 
 
@@ -95,14 +94,15 @@ class GaussianEncoder(HeatmapEncoder):
         (``reference``: ``mu + 3 sigma + 1 >= 0`` and ``mu - 3 sigma < size``); worked out in
         float64, rounded to ``dtype`` once and cached, the same numbers for both paths."""
         cache = self.__dict__.setdefault("_bounds", {})
-        if dtype not in cache:
+        key = (dtype, self.sigma, self.border, self.grid.sizes)  # settings changed later get their own
+        if key not in cache:
             reach, sizes = 3.0 * self.sigma, np.asarray(self.grid.sizes, dtype=np.float64)
             if self.border == "reference":
                 low, high = np.full_like(sizes, -reach - 1), sizes + reach
             else:
                 low, high = np.full_like(sizes, -reach), sizes - 1 + reach
-            cache[dtype] = (low.astype(dtype), high.astype(dtype))
-        return cache[dtype]
+            cache[key] = (low.astype(dtype), high.astype(dtype))
+        return cache[key]
 
     @property
     def numpy_at_any_size(self) -> bool:
@@ -147,13 +147,14 @@ class GaussianEncoder(HeatmapEncoder):
         the high end; computed by :meth:`profile`, as :meth:`draw` computes them, and cached
         per axis and dtype."""
         banks = self.__dict__.setdefault("_banks", {})
-        if (axis, dtype) not in banks:
+        key = (axis, dtype, self.sigma, self.grid.sizes)
+        if key not in banks:
             size, reach = self.grid.sizes[axis], math.floor(3.0 * self.sigma)
             torch_dtype = torch.from_numpy(np.zeros(0, dtype)).dtype
             peaks = torch.arange(-reach - 1, size + reach + 1, dtype=torch_dtype)
             d = torch.arange(size, dtype=torch_dtype) - peaks[:, None]
-            banks[axis, dtype] = torch.where(d.abs() <= reach, self.profile(d), torch.zeros_like(d)).numpy()
-        return banks[axis, dtype]
+            banks[key] = torch.where(d.abs() <= reach, self.profile(d), torch.zeros_like(d)).numpy()
+        return banks[key]
 
     def profile(self, d: torch.Tensor) -> torch.Tensor:
         """``exp(-d^2 / 2 sigma^2)``, its argument clamped just below what the tails keep."""
@@ -175,6 +176,10 @@ class GaussianEncoder(HeatmapEncoder):
             profiles.append(torch.where(use, profile, torch.zeros_like(profile)))
         profiles[0] = profiles[0] * keep[..., None].to(centres.dtype)
         return outer(profiles)
+
+
+#: what the one-hot encoder's own numpy path stands for: overriding one of them turns it off
+ONE_HOT_MIRRORS = ("representable", "representable_numpy", "centre_cells", "draw", "draw_numpy")
 
 
 class OneHotEncoder(HeatmapEncoder):
@@ -216,7 +221,7 @@ class OneHotEncoder(HeatmapEncoder):
     def encode_numpy(self, points: np.ndarray, vis: np.ndarray, dtype: torch.dtype) -> dict[str, torch.Tensor]:
         """Quantised maps in a dozen numpy steps: the nearest cell once, a failed range check
         for non-finite points (NaN and infinity compare false), a one per kept joint."""
-        if self.unbiased or not defined_together(type(self), "draw_numpy", NUMPY_MIRRORS["draw_numpy"]):
+        if self.unbiased or not defined_together(type(self), "encode_numpy", ONE_HOT_MIRRORS):
             return super().encode_numpy(points, vis, dtype)
         scale, offset = self.grid_numpy(points.dtype)
         cells = np.floor((points * scale + offset) + 0.5)
@@ -233,18 +238,22 @@ class OneHotEncoder(HeatmapEncoder):
         maps[joints, (cells.reshape(-1, len(sizes))[joints] @ self.cell_strides).astype(np.intp)] = 1
         return maps.reshape(keep.shape + tuple(reversed(sizes)))
 
-    @functools.cached_property
+    @property
     def cell_strides(self) -> np.ndarray:
         """How far the flat index moves per cell along x, y[, z] (float64: whole cells of one map
-        multiply exactly)."""
-        return np.cumprod((1.0,) + self.grid.sizes[:-1])
+        multiply exactly); made once per map size."""
+        cache = self.__dict__.setdefault("_strides", {})
+        if self.grid.sizes not in cache:
+            cache[self.grid.sizes] = np.cumprod((1.0,) + self.grid.sizes[:-1])
+        return cache[self.grid.sizes]
 
     def last_cells(self, dtype: np.dtype) -> np.ndarray:
         """The last cell of every axis, ``sizes - 1``, as a numpy array of ``dtype``, made once."""
         cache = self.__dict__.setdefault("_last_cells", {})
-        if dtype not in cache:
-            cache[dtype] = np.asarray(self.grid.sizes, dtype=dtype) - 1
-        return cache[dtype]
+        key = (dtype, self.grid.sizes)
+        if key not in cache:
+            cache[key] = np.asarray(self.grid.sizes, dtype=dtype) - 1
+        return cache[key]
 
     def draw_numpy(self, centres: np.ndarray, keep: np.ndarray) -> np.ndarray | torch.Tensor:
         """:meth:`draw` in numpy: a one per kept joint into zeros, or the bilinear split."""

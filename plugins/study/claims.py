@@ -26,10 +26,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kitpose.errors import RecipeError
+from kitpose.errors import RecipeError, suggestion
 from kitpose_plugins.study.stats import Comparison, Side, contrast, direction
 
 SEED = "seed"
+
+#: numbers that are not means over test images: nothing to pair (COCO's OKS AP and AR)
+WITHOUT_SAMPLES = ("AP", "AP50", "AP75", "AR", "AR50", "AR75")
 
 
 @dataclass
@@ -92,6 +95,10 @@ def parse_claims(raw: Any, factors: Sequence[str], file: str) -> list[Claim]:
         metric = item.get("metric")
         if not isinstance(metric, str) or not metric:
             raise RecipeError("a claim needs metric: NAME (e.g. PCKh@0.1)", file=file, path=f"{path}.metric")
+        if metric.split("@")[0].split(" ")[0] in WITHOUT_SAMPLES:
+            raise RecipeError(f"'{metric}' is not a mean over test images (COCO's AP and AR rank every "
+                              "detection together), so claims cannot compare it image by image",
+                              file=file, path=f"{path}.metric", hint="claim on PCK, PCKh, AUC, RMSE, EPE or MPJPE")
         sides = [_picks(item.get(key), factors, file, f"{path}.{key}") for key in ("better", "than")]
         if sides[0] == sides[1]:
             raise RecipeError("better and than pick the same cells", file=file, path=path)
@@ -137,11 +144,18 @@ def _picks(value: Any, factors: Sequence[str], file: str, path: str) -> dict[str
     return {str(k): str(v) for k, v in value.items()}
 
 
-def judge(claim: Claim, cells: Sequence[Cell], side: Callable[[Cell, str], Side], *, replicates: int = 2000,
-          seed: int = 0) -> list[Judgement]:
-    """The claim for every combination of its ``for_each`` factors found among ``cells``;
-    ``side(cell, metric)`` loads one cell's per-image numbers."""
+def matches(claim: Claim, cells: Sequence[Cell], *, file: str | None = None
+            ) -> list[tuple[dict[str, str], list[dict[str, list[Cell]]]]]:
+    """For each group of the claim (its ``for_each`` combination, and for ``grows_as`` each
+    pair of consecutive levels): where it is, and the cells of each side by seed (better,
+    than; then better and than at the level before). Refuses a side that matches several
+    cells of one seed. Needs no results: a study checks its claims before training."""
     groups = list(dict.fromkeys(tuple(c.factors.get(k, "") for k in claim.for_each) for c in cells))
+    if claim.grows_as is None:
+        steps: list[tuple[dict[str, str], dict[str, str] | None]] = [({}, None)]
+    else:
+        factor, levels = claim.grows_as
+        steps = [({factor: after}, {factor: before}) for before, after in zip(levels, levels[1:])]
     out = []
     for values in groups:
         group = dict(zip(claim.for_each, values))
@@ -153,27 +167,52 @@ def judge(claim: Claim, cells: Sequence[Cell], side: Callable[[Cell, str], Side]
                     chosen.setdefault(cell.seed, []).append(cell)
             return chosen
 
-        if claim.grows_as is None:
-            steps = [({}, None)]
-        else:
-            factor, levels = claim.grows_as
-            steps = [({factor: after}, {factor: before}) for before, after in zip(levels, levels[1:])]
         for now, then in steps:
             sides = [matching({**picks, **level}) for level in (now, then) if level is not None
                      for picks in (claim.better, claim.than)]
             many = [len(found) for cells_of in sides for found in cells_of.values() if len(found) > 1]
             if many:
                 raise RecipeError(f"claim '{claim.text()}' is ambiguous: a side matches {max(many)} cells "
-                                  "of one seed", path="study.claims",
+                                  "of one seed", file=file, path="study.claims",
                                   hint="name the other factors in the sides, in for_each or in grows_as")
-            where = {**group, **({k: f"{now[k]} vs {then[k]}" for k in now} if then else {})}
-            seeds = [s for s in sides[0] if all(s in other for other in sides[1:])]
-            if not seeds:
-                if any(sides):  # a combination that only some sides have: say so, do not fail the study
-                    out.append(Judgement(claim, where, None, "no cells on one side"))
-                continue
-            weights = (1.0, -1.0, -1.0, 1.0)  # better - than, less the same at the level before
-            terms = [[(side(cells_of[s][0], claim.metric), w) for cells_of, w in zip(sides, weights)] for s in seeds]
-            out.append(Judgement(claim, where, contrast(terms, lower_is_better=claim.lower_is_better,
-                                                        replicates=replicates, seed=seed)))
+            out.append(({**group, **({k: f"{now[k]} vs {then[k]}" for k in now} if then else {})}, sides))
+    return out
+
+
+def check_values(claims: Sequence[Claim], cells: Sequence[Cell], file: str) -> None:
+    """Every value a claim names (in its sides and ``grows_as``) is one some cell has."""
+    known: dict[str, list[str]] = {}
+    for cell in cells:
+        for key, value in cell.factors.items():
+            known.setdefault(key, [])
+            if value not in known[key]:
+                known[key].append(value)
+    for i, claim in enumerate(claims):
+        named = [(f"better.{k}", k, v) for k, v in claim.better.items()]
+        named += [(f"than.{k}", k, v) for k, v in claim.than.items()]
+        if claim.grows_as:
+            named += [(f"grows_as.{claim.grows_as[0]}", claim.grows_as[0], v) for v in claim.grows_as[1]]
+        for where, key, value in named:
+            if value not in known.get(key, []):
+                raise RecipeError(f"no run has {key} '{value}'{suggestion(value, known.get(key, []))}",
+                                  file=file, path=f"study.claims[{i}].{where}",
+                                  hint=f"{key}: " + ", ".join(known.get(key, [])))
+        matches(claim, cells, file=file)
+
+
+def judge(claim: Claim, cells: Sequence[Cell], side: Callable[[Cell, str], Side], *, replicates: int = 2000,
+          seed: int = 0) -> list[Judgement]:
+    """The claim for every group :func:`matches` finds among ``cells``; ``side(cell, metric)``
+    loads one cell's per-image numbers."""
+    out = []
+    for where, sides in matches(claim, cells):
+        seeds = [s for s in sides[0] if all(s in other for other in sides[1:])]
+        if not seeds:
+            if any(sides):  # a combination that only some sides have: say so, do not fail the study
+                out.append(Judgement(claim, where, None, "no cells on one side"))
+            continue
+        weights = (1.0, -1.0, -1.0, 1.0)  # better - than, less the same at the level before
+        terms = [[(side(cells_of[s][0], claim.metric), w) for cells_of, w in zip(sides, weights)] for s in seeds]
+        out.append(Judgement(claim, where, contrast(terms, lower_is_better=claim.lower_is_better,
+                                                    replicates=replicates, seed=seed)))
     return out

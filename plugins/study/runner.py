@@ -38,7 +38,7 @@ from kitpose import pages, samples
 from kitpose.errors import RecipeError, RunError, suggestion
 from kitpose.files import write_atomic
 from kitpose.recipe import load_recipe
-from kitpose_plugins.study.claims import SEED, Cell, Claim, judge, parse_claims
+from kitpose_plugins.study.claims import SEED, Cell, Claim, check_values, judge, parse_claims
 from kitpose_plugins.study.stats import Side, caption
 
 
@@ -141,7 +141,7 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
     """Run (or resume) every run of the study; write study.md, study.csv, study.png and,
     with claims, study_claims.csv; with per-joint results, study_per_joint.csv and .png."""
     from kitpose.engine import run_recipe
-    from kitpose.plan import check_recipe
+    from kitpose.plan import branch_labels, check_recipe
 
     overrides = list(overrides)
     own = [o for o in overrides if o.lstrip("+~").startswith("study.")]  # the study's own settings
@@ -163,8 +163,16 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
                               hint="metrics: " + ", ".join(metrics))
     if page:
         pages.check(page, study_recipe.name)
-    for run in {(run.recipe, tuple([*shared, *run.overrides])): run for run in runs}.values():
-        check_recipe(run.recipe, [*shared, *run.overrides])  # every run's recipe, before hours of training
+    branches: dict[tuple, list[str]] = {}
+    for run in runs:  # every run's recipe, before hours of training; and the decoders it will test
+        key = (run.recipe, tuple([*shared, *run.overrides]))
+        if key not in branches:
+            test = check_recipe(run.recipe, [*shared, *run.overrides]).flows.get("test")
+            branches[key] = list(branch_labels(test)) if test is not None else []
+    if claims:
+        expected = [Cell({**run.factors, "decoder": decoder}, run.seed, str(run.folder))
+                    for run in runs for decoder in branches[(run.recipe, tuple([*shared, *run.overrides]))]]
+        check_values(claims, expected, study_recipe.file)
     if fresh:  # only what this study writes: --dir may name a folder holding other work
         for item in [*(run.folder for run in runs), *(root / name for name in OUTPUTS)]:
             if item.is_dir():
@@ -188,13 +196,14 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
         print(f"study: {done} of {len(runs)} runs were already done")
     results = [(run, read_results(run.folder)) for run in runs]
     text = write_tables(results, root, metrics)
+    write_atomic(root / "study.md", text)  # the tables first: judging the claims reads more files
     if claims:
         text += judge_claims(claims, results, root, seeds=len({run.seed for run in runs}))
     joints = write_per_joint(runs, root, study.get("chart") or (metrics[0] if metrics else None))
     if joints:
         text += f"\nPer joint: {', '.join(joints)}.\n"
     text += f"\n{times.summary([run.folder.name for run in runs])}\n"
-    (root / "study.md").write_text(text, encoding="utf-8")
+    write_atomic(root / "study.md", text)
     chart = study.get("chart") or (metrics[0] if metrics else None)
     if chart:
         draw_chart(results, root / "study.png", chart)
@@ -266,7 +275,7 @@ def write_tables(results: Sequence[tuple[Run, dict[str, dict[str, float]]]], roo
         for decoder, values in rows.items():
             writer.writerow([str(run.label.get(k, "")) for k in label_keys] + [decoder]
                             + ["" if values.get(m) is None else values[m] for m in metrics])
-    (root / "study.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    write_atomic(root / "study.csv", buffer.getvalue())
     factor_keys = [k for k in label_keys if k != SEED]
     groups = _groups(results)
     replicated = any(len(runs) > 1 for runs in groups.values())
@@ -310,10 +319,12 @@ def judge_claims(claims: Sequence[Claim], results: Sequence[tuple[Run, dict[str,
         if entry is None:
             raise RunError(f"{cell.run}: no per-sample values of {metric} for decoder "
                            f"'{cell.factors['decoder']}' in {samples.FILE}",
-                           hint="claims need metrics that give per_sample() (PCK, PCKh, AUC, RMSE, EPE, MPJPE ...)")
+                           hint="claims need metrics that give per_sample() (PCK, PCKh, AUC, RMSE, EPE, MPJPE ...) "
+                                "scored on every test sample, and test batches that carry their 'index'")
         return Side.from_entries(kept[cell.run].index, entry.values, entry.counted, entry.root)
 
-    lines = ["", "## Claims", "", "| claim | for | difference | 95% interval | verdict |", "|---|---|---|---|---|"]
+    lines = ["", "## Claims", "", "| claim | for | difference | 95% interval | verdict | seeds |",
+             "|---|---|---|---|---|---|"]
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["claim", "for", "metric", "difference", "low", "high", "verdict", "seeds", "images"])
@@ -322,14 +333,14 @@ def judge_claims(claims: Sequence[Claim], results: Sequence[tuple[Run, dict[str,
             where = ", ".join(f"{k} {v}" for k, v in judgement.group.items()) or "all"
             r = judgement.result
             if r is None:
-                lines.append(f"| {claim.text()} | {where} | | | {judgement.note} |")
+                lines.append(f"| {claim.text()} | {where} | | | {judgement.note} | |")
                 writer.writerow([claim.text(), where, claim.metric, "", "", "", judgement.note, "", ""])
                 continue
             lines.append(f"| {claim.text()} | {where} | {r.difference:+.4f} | [{r.low:+.4f}, {r.high:+.4f}] | "
-                         f"{r.verdict} |")
+                         f"{r.verdict} | {r.seeds} |")
             writer.writerow([claim.text(), where, claim.metric, r.difference, r.low, r.high, r.verdict,
                              r.seeds, r.images])
-    (root / "study_claims.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    write_atomic(root / "study_claims.csv", buffer.getvalue())
     return "\n".join([*lines, "", caption(seeds), ""])
 
 
@@ -346,7 +357,7 @@ def write_per_joint(runs: Sequence[Run], root: Path, metric: str | None) -> list
     for run, row in rows:
         writer.writerow([str(run.label.get(k, "")) for k in label_keys]
                         + [row["decoder"], row["metric"], row["joint"], row["value"]])
-    (root / "study_per_joint.csv").write_text(buffer.getvalue(), encoding="utf-8")
+    write_atomic(root / "study_per_joint.csv", buffer.getvalue())
     written = ["study_per_joint.csv"]
     if metric and any(row["metric"] == metric for _, row in rows):
         draw_per_joint(rows, root / "study_per_joint.png", metric)
