@@ -616,6 +616,7 @@ class Run:
         sampler.set_epoch(0)
         snapshot = None
         order = Metric()  # the test samples' dataset indices, gathered as the metrics gather theirs
+        maps = samples.heatmap_names(flow) if stage == "test" and self.test_cfg.get("keep_heatmaps") else None
         where = "during validation" if stage == "val" else "during the test (training is complete)"
         try:
             for batch in self._batches(stage, 0):
@@ -630,9 +631,16 @@ class Run:
                     snapshot = self._snapshot(branches)
                 if stage == "test" and torch.is_tensor(batch.get("index")):
                     order.accumulate(index=batch["index"])
+                if maps is not None:
+                    env = next(iter(branches.values()))
+                    order.accumulate(**{key: env[name].float() for key, name in maps.tensors.items()})
             metrics = runner.compute()
             if stage == "test":  # collectives: every rank takes part
                 self.test_details = (runner.per_joint(), runner.per_sample(), order.gathered("index"))
+                if maps is not None:
+                    kept = {key: order.gathered(key) for key in maps.tensors}
+                    if self.main:
+                        samples.write_heatmaps(self.dir, self.test_details[2], kept, maps.encoder)
         finally:
             self.module.train()
         if self._stop_requested():

@@ -25,6 +25,7 @@ from kitpose.files import write_atomic
 from kitpose.metric import PerSample
 
 FILE = "errors.npz"
+MAPS = "heatmaps.npz"
 
 
 @dataclass
@@ -82,3 +83,42 @@ def _numpy(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):
         return value.detach().cpu().numpy()
     return np.asarray(value)
+
+
+@dataclass
+class HeatmapNames:
+    """Where a test flow holds what ``heatmaps.npz`` keeps: ``tensors`` maps ``heatmaps``,
+    ``keypoints`` and ``visible`` to the flow's names; ``encoder`` is the component whose
+    ``to_image`` maps decoded cells to pixels (empty when the flow calls none)."""
+
+    tensors: dict[str, str]
+    encoder: str
+
+
+def heatmap_names(flow: Any) -> HeatmapNames | None:
+    """The names of the decoders' input maps and of the metrics' ``target`` and ``visible``
+    in a test flow; None when it decodes no heatmaps or scores no targets."""
+    decoder = next((n for n in flow.nodes if n.kind == "decoder" and n.method is None and "heatmaps" in n.inputs), None)
+    metric = next((n for n in flow.nodes if n.is_metric and "target" in n.inputs), None)
+    if decoder is None or metric is None:
+        return None
+    tensors = {"heatmaps": decoder.inputs["heatmaps"], "keypoints": metric.inputs["target"]}
+    if "visible" in metric.inputs:
+        tensors["visible"] = metric.inputs["visible"]
+    mapper = next((n.component for n in flow.nodes if n.method == "to_image"), "")
+    return HeatmapNames(tensors, mapper)
+
+
+def write_heatmaps(folder: str | Path, index: Any, tensors: Mapping[str, Any], encoder: str) -> Path:
+    """Write ``heatmaps.npz``: ``heatmaps`` ``[N, K, (d,) h, w]`` (float32), ``keypoints`` and
+    ``visible`` as the metrics read them, ``index`` and the name of the ``encoder`` whose
+    ``to_image`` the flow calls."""
+    arrays = {key: _numpy(value) for key, value in tensors.items()}
+    order = _numpy(index).astype(np.int64).reshape(-1)
+    arrays["index"] = order if order.size == len(arrays["heatmaps"]) else np.arange(len(arrays["heatmaps"]))
+    arrays["encoder"] = np.asarray(encoder)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    path = Path(folder) / MAPS
+    write_atomic(path, buffer.getvalue())
+    return path

@@ -148,6 +148,8 @@ class TestSettings:
     __test__ = False  # not a pytest test class
 
     checkpoint: Optional[str] = setting("best", "best, last, or the path of a checkpoint", example="best")
+    keep_heatmaps: bool = setting(False, "also write heatmaps.npz: the maps the decoders read, with the true "
+                                         "keypoints (for kitpose lab --run)", resume=True)
 
 
 @dataclass(kw_only=True)

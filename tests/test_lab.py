@@ -40,3 +40,26 @@ def test_lab_with_an_unknown_decoder_says_so(tmp_path):
     result = run_cli("lab", "--maps", "8", "--decoders", "dark", "darc", "--out", str(tmp_path / "lab"))
     assert result.returncode == 2 and "unknown decoder 'darc' (did you mean 'dark'?)" in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 2 and not (tmp_path / "lab").exists()
+
+
+def test_lab_decodes_a_finished_runs_predicted_heatmaps(tmp_path):
+    from conftest import TESTS
+
+    run = tmp_path / "run"
+    trained = run_cli("run", str(TESTS / "recipes" / "toy.yaml"), "train.epochs=1", "test.keep_heatmaps=true",
+                      "--run-dir", str(run))
+    assert trained.returncode == 0, trained.stderr
+    result = run_cli("lab", "--maps", "8", "--decoders", "toy_peak", "argmax", "--run", str(run),
+                     "--out", str(tmp_path / "lab"))
+    assert result.returncode == 0, result.stderr
+    scored = {r["decoder"]: r for r in csv.DictReader(open(tmp_path / "lab" / "predicted.csv"))}
+    tested = {r["decoder"]: r for r in csv.DictReader(open(run / "results.csv"))}
+    # the toy decoder at its defaults is the run's `peak` branch, and its maps are at stride 1:
+    # decoding the kept maps again gives the run's own test error
+    assert abs(float(scored["toy_peak"]["mean"]) - float(tested["peak"]["EPE"])) < 1e-5
+    assert f"## On the predicted heatmaps of {run}" in result.stdout
+    # a run that kept no maps is said at once, in one line
+    (run / "heatmaps.npz").unlink()
+    missing = run_cli("lab", "--run", str(run), "--out", str(tmp_path / "lab2"))
+    assert missing.returncode == 2 and "no heatmaps.npz" in missing.stderr and "test.keep_heatmaps=true" in missing.stderr
+    assert not (tmp_path / "lab2").exists()

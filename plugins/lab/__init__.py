@@ -5,7 +5,8 @@ centre is known exactly, with no training.
 
 Gaussian maps of several widths and sizes, centres deep inside, near and on the border,
 additive noise, two-peaked maps; every decoder (built-in or from an installed plugin) on
-the same maps; then each encoder's targets decoded back (round trip). Writes ``lab.md``,
+the same maps; then each encoder's targets decoded back (round trip); with ``--run``, a
+finished run's predicted heatmaps decoded by every decoder. Writes ``lab.md``,
 ``lab.csv``, ``roundtrip.csv`` and two charts into a run-directory-like folder. The work
 loads only when the command runs.
 """
@@ -29,6 +30,9 @@ def kitpose_add_commands(subparsers: Any) -> None:
                         help="maps per case (default: 256)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the maps' centres and noise (default: 0)")
     parser.add_argument("--out", default=None, metavar="DIR", help="output folder (default: runs/lab/<time>)")
+    parser.add_argument("--run", default=None, metavar="RUN_DIR",
+                        help="also decode a finished run's predicted test heatmaps (its heatmaps.npz, "
+                             "written when the run's recipe sets test.keep_heatmaps: true)")
     parser.add_argument("--page", default=None, metavar="MARKDOWN",
                         help="also write the tables into this page, between its '<!-- kitpose:lab -->' "
                              "and '<!-- /kitpose:lab -->' lines (e.g. docs/results.md)")
@@ -50,5 +54,5 @@ def _count(text: str) -> int:
 def _run(args: Any) -> int:
     from kitpose_plugins.lab.lab import run_lab
 
-    run_lab(decoders=args.decoders, maps=args.maps, seed=args.seed, out=args.out, page=args.page)
+    run_lab(decoders=args.decoders, maps=args.maps, seed=args.seed, out=args.out, page=args.page, run=args.run)
     return 0

@@ -17,6 +17,7 @@ import kitpose
 from kitpose import pages
 from kitpose.errors import UnknownComponentError, first_line
 from kitpose.files import write_atomic
+from kitpose_plugins.lab import predicted
 from kitpose_plugins.lab.cases import Case, border_distance, centres, draw, grid
 
 #: the case every table holds fixed unless it varies it
@@ -135,11 +136,13 @@ def roundtrip(decoders: dict[str, Any], maps: int, seed: int) -> tuple[dict[str,
 
 
 def run_lab(*, decoders: Sequence[str] | None = None, maps: int = 256, seed: int = 0,
-            out: str | None = None, page: str | None = None) -> Path:
+            out: str | None = None, page: str | None = None, run: str | None = None) -> Path:
     """Run every case, write ``lab.md``, ``lab.csv``, ``roundtrip.csv`` and the charts; print
-    the summary; with ``page``, fill its ``lab`` block (see :mod:`kitpose.pages`)."""
+    the summary; with ``run``, also decode that run's predicted heatmaps (``predicted.csv``);
+    with ``page``, fill its ``lab`` block (see :mod:`kitpose.pages`)."""
     if page:
         pages.check(page, "lab")
+    kept = predicted.load(run) if run else None  # a run without maps is said before any work
     folder = Path(out) if out else Path("runs") / "lab" / datetime.now().strftime("%Y%m%d-%H%M%S")
     started = time.monotonic()
     built, skipped = build_decoders(decoders)
@@ -148,9 +151,14 @@ def run_lab(*, decoders: Sequence[str] | None = None, maps: int = 256, seed: int
     rows = measure(built, skipped, grid(), maps, seed)
     rates = speed(built, maps, seed)
     trips, unused = roundtrip(every, min(maps, 128), seed)
+    scored = predicted.score(every, *kept[:3]) if kept is not None else None
     seconds = time.monotonic() - started
     order = sorted(built, key=lambda name: _mean(rows, name, sigma=SIGMA, size=SIZE, place="inside", noise=0.02))
     text = report(rows, order, rates, trips, skipped, unused, maps=maps, seconds=seconds)
+    if scored is not None:
+        text += run_section(run, kept, *scored)
+        write_atomic(folder / "predicted.csv", "decoder,mean,median,p90\n" + "".join(
+            f"{name},{v['mean']},{v['median']},{v['p90']}\n" for name, v in scored[0].items()))
     write_atomic(folder / "lab.md", text)
     write_atomic(folder / "lab.csv", _csv(rows))
     write_atomic(folder / "roundtrip.csv", _roundtrip_csv(trips))
@@ -240,6 +248,20 @@ def report(rows: Sequence[dict[str, Any]], order: Sequence[str], rates: dict[str
             + [f"- encoder `{name}`: {why}\n" for name, why in unused.items()]))
     parts.append("\nFiles: lab.csv (every case), roundtrip.csv, error_vs_noise.png, error_vs_border.png.\n")
     return "".join(parts)
+
+
+def run_section(run: str, kept: tuple, table: dict[str, dict[str, float]], skipped: dict[str, str]) -> str:
+    """``lab.md``'s section on a run's predicted heatmaps: decoders by mean error (cells)."""
+    maps, _, visible, _ = kept
+    ranked = sorted(table, key=lambda name: table[name]["mean"])
+    text = (f"\n## On the predicted heatmaps of {run}\n\n(predicted.csv) {maps.shape[0]} test samples, {maps.shape[1]} joints, "
+            f"{int(visible.sum())} visible joints scored; error in heatmap cells against the true keypoints, "
+            f"every decoder at its default settings.\n\n")
+    text += _table(["decoder", "mean", "median", "90th percentile"],
+                   [[name, *(f"{table[name][k]:.3f}" for k in ("mean", "median", "p90"))] for name in ranked])
+    if skipped:
+        text += "\n" + "".join(f"- decoder `{name}` left out: {why}\n" for name, why in skipped.items())
+    return text
 
 
 def _csv(rows: Sequence[dict[str, Any]]) -> str:
