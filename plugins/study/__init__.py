@@ -5,7 +5,7 @@ from kitpose import hookimpl
 @hookimpl
 def kitpose_add_commands(subparsers):
     parser = subparsers.add_parser(
-        "study", help="run every recipe of a study and write one combined table and chart")
+        "study", help="run every recipe of a study (once per seed), tabulate them and judge its claims")
     parser.add_argument("recipe", help="a study recipe, e.g. recipes/study_dark.yaml")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="overrides applied to every run of the study (e.g. train.epochs=2); "
