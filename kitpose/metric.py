@@ -38,11 +38,23 @@ class Metric:
 
     def accumulate(self, **tensors: Any) -> None:
         """Store detached CPU copies of per-sample tensors (first dimension = samples)."""
+        self.__dict__.pop("_gather_cache", None)
         for name, value in tensors.items():
             self._accumulated.setdefault(name, []).append(value.detach().to("cpu"))
 
     def gathered(self, name: str) -> Any:
-        """Every stored batch of ``name`` concatenated, across processes when distributed."""
+        """Every stored batch of ``name`` concatenated, across processes when distributed.
+
+        Kept until the next ``accumulate`` or ``reset``: ``compute``, ``per_joint`` and
+        ``per_sample`` read the same state, and under DDP each read would otherwise be a
+        collective of its own (every rank reads in the same order, so all hit or miss alike).
+        """
+        kept = self.__dict__.setdefault("_gather_cache", {})
+        if name not in kept:
+            kept[name] = self._gather(name)
+        return kept[name]
+
+    def _gather(self, name: str) -> Any:
         import torch
         import torch.distributed as dist
 
@@ -57,6 +69,7 @@ class Metric:
 
     def reset(self) -> None:
         self._accumulated.clear()
+        self.__dict__.pop("_gather_cache", None)
 
     def update(self, **tensors: Any) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -104,7 +104,7 @@ def test_older_recipes_are_migrated(tmp_path, toy_recipe):
     old = tmp_path / "old.yaml"
     old.write_text(text + "test: {checkpoint: best, flip: false, flip_heatmaps: heatmaps, flip_encoder: encoder}\n",
                    encoding="utf-8")
-    assert load_recipe(old).select("test") == {"checkpoint": "best"}
+    assert load_recipe(old).select("test") == {"checkpoint": "best", "keep_heatmaps": False}  # the defaults, no flip keys
 
 
 def test_an_older_flip_test_in_one_file_becomes_the_flip_test_node(tmp_path, toy_recipe):
@@ -118,7 +118,7 @@ def test_an_older_flip_test_in_one_file_becomes_the_flip_test_node(tmp_path, toy
     test_flow = recipe.select("flows.test")
     assert {"call": "flip_test", "in": {"heatmaps": "heatmaps"}, "out": {"heatmaps": "flip_heatmaps"}} in test_flow
     assert test_flow[0]["in"] == {"image": "image"} and test_flow[2]["in"] == {"heatmaps": "flip_heatmaps"}
-    assert recipe.select("test") == {"checkpoint": "best"}
+    assert recipe.select("test") == {"checkpoint": "best", "keep_heatmaps": False}
     check_recipe(str(old))
 
 

@@ -367,3 +367,20 @@ def test_a_group_of_metrics_can_share_one_set_of_inputs():
         m = metric(name)
         m.update(**data)
         assert all(isinstance(v, float) for v in m.compute().values())
+
+
+def test_gathered_state_is_read_once_until_more_is_accumulated():
+    # compute, per_joint and per_sample read the same state: one gather (one collective under DDP)
+    from kitpose.metric import Metric
+
+    metric = Metric()
+    calls = []
+    gather = metric._gather
+    metric._gather = lambda name: calls.append(name) or gather(name)
+    metric.accumulate(distance=torch.ones(2, 3))
+    assert metric.gathered("distance").shape == (2, 3) and metric.gathered("distance").shape == (2, 3)
+    assert calls == ["distance"]
+    metric.accumulate(distance=torch.ones(1, 3))
+    assert metric.gathered("distance").shape == (3, 3) and calls == ["distance", "distance"]
+    metric.reset()
+    assert metric.gathered("distance").numel() == 0
