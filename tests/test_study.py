@@ -89,7 +89,8 @@ def test_a_study_with_seeds_reports_spread_and_judges_its_claims(tmp_path):
     assert filled.returncode == 0, filled.stderr
     text = page.read_text()
     assert "old numbers" not in text and text.endswith("<!-- /kitpose:toy_study_seeds -->\nprose\n")
-    assert (tmp_path / "study.md").read_text().strip() in text and "(toy_study_seeds.png)" in text
+    study_md = (tmp_path / "study.md").read_text().strip()
+    assert study_md.replace("\n## ", "\n### ") in text and "(toy_study_seeds.png)" in text  # under the page's heading
     assert (tmp_path / "toy_study_seeds.png").stat().st_size > 5000
 
 
