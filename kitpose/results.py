@@ -13,14 +13,17 @@ def columns(results: Mapping[str, Mapping[str, float]]) -> list[str]:
     return list(dict.fromkeys(k for row in results.values() for k in row))
 
 
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A Markdown table of already formatted cells."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
 def markdown(results: Mapping[str, Mapping[str, float]], *, first: str = "decoder") -> str:
     """A Markdown table of ``{row: {column: value}}``."""
     cols = columns(results)
-    lines = ["| " + " | ".join([first, *cols]) + " |", "|" + "---|" * (len(cols) + 1)]
-    for row, values in results.items():
-        cells = [_fmt(values.get(c)) for c in cols]
-        lines.append("| " + " | ".join([row, *cells]) + " |")
-    return "\n".join(lines) + "\n"
+    return table([first, *cols], [[row, *(_fmt(values.get(c)) for c in cols)] for row, values in results.items()])
 
 
 def to_csv(results: Mapping[str, Mapping[str, float]], *, first: str = "decoder") -> str:

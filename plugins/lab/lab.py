@@ -15,6 +15,7 @@ import torch
 
 import kitpose
 from kitpose import pages
+from kitpose import results as results_io
 from kitpose.errors import UnknownComponentError, first_line
 from kitpose.files import write_atomic
 from kitpose_plugins.lab import predicted
@@ -190,12 +191,6 @@ def _max(rows: Sequence[dict[str, Any]], name: str, **fixed: Any) -> float:
     return float(np.max([r["max"] for r in found])) if found else float("nan")
 
 
-def _table(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(line) + " |" for line in lines]
-    return "\n".join(out) + "\n"
-
-
 def report(rows: Sequence[dict[str, Any]], order: Sequence[str], rates: dict[str, float],
            trips: dict[str, dict[str, float]], skipped: dict[str, str], unused: dict[str, str], *,
            maps: int, seconds: float) -> str:
@@ -209,27 +204,27 @@ def report(rows: Sequence[dict[str, Any]], order: Sequence[str], rates: dict[str
              f"varies it: sigma {SIGMA:g}, {SIZE[1]}x{SIZE[0]} maps, centres inside (at least 3 sigma + 1 "
              f"cells from the edges), noise N(0, 0.02) on unit-peak Gaussians. Decoders are ranked by "
              f"that case. Every decoder runs with its default settings. {seconds:.0f} s on this machine.\n"]
-    parts.append("\n## Noise\n\n" + _table(
+    parts.append("\n## Noise\n\n" + results_io.table(
         ["decoder", *(f"noise {n:g}" for n in noises), "us per map"],
         [[name, *(f"{f(_mean(rows, name, sigma=SIGMA, size=SIZE, place='inside', noise=n))} "
                   f"({f(_max(rows, name, sigma=SIGMA, size=SIZE, place='inside', noise=n))})" for n in noises),
           f"{rates.get(name, float('nan')):.2f}"] for name in order]))
     places = {"inside": "inside", "near": "near (1 to 3 sigma from the edge)", "on": "on (within the edge cell)"}
-    parts.append("\n## Distance to the border (no noise)\n\n" + _table(
+    parts.append("\n## Distance to the border (no noise)\n\n" + results_io.table(
         ["decoder", *places.values()],
         [[name, *(f"{f(_mean(rows, name, sigma=SIGMA, size=SIZE, place=p, noise=0.0))} "
                   f"({f(_max(rows, name, sigma=SIGMA, size=SIZE, place=p, noise=0.0))})" for p in places)]
          for name in order]))
-    parts.append("\n## Gaussian width (noise 0.02)\n\n" + _table(
+    parts.append("\n## Gaussian width (noise 0.02)\n\n" + results_io.table(
         ["decoder", *(f"sigma {s:g}" for s in sigmas)],
         [[name, *(f(_mean(rows, name, sigma=s, size=SIZE, place="inside", noise=0.02)) for s in sigmas)]
          for name in order]))
     by_size = {size: tuple(int(v) for v in reversed(size.split("x"))) for size in sizes}
-    parts.append("\n## Map size (noise 0.02)\n\n" + _table(
+    parts.append("\n## Map size (noise 0.02)\n\n" + results_io.table(
         ["decoder", *sizes],
         [[name, *(f(_mean(rows, name, sigma=SIGMA, size=by_size[s], place="inside", noise=0.02)) for s in sizes)]
          for name in order]))
-    parts.append("\n## Two peaks (a second one of height 0.6, 6 cells away; no noise)\n\n" + _table(
+    parts.append("\n## Two peaks (a second one of height 0.6, 6 cells away; no noise)\n\n" + results_io.table(
         ["decoder", *(f"sigma {s:g}" for s in sigmas)],
         [[name, *(f"{f(_mean(rows, name, sigma=s, size=SIZE, noise=0.0, peaks=2))} "
                   f"({f(_max(rows, name, sigma=s, size=SIZE, noise=0.0, peaks=2))})" for s in sigmas)]
@@ -238,7 +233,7 @@ def report(rows: Sequence[dict[str, Any]], order: Sequence[str], rates: dict[str
     columns = [*order, *dict.fromkeys(name for row in trips.values() for name in row if name not in order)]
     parts.append("\n## Round trip: each encoder's targets decoded back (mean error, input px)\n\n"
                  "Encoders and decoders at their defaults, keypoints at least 4 cells inside the map; "
-                 "'-': the decoder does not read these maps.\n\n" + _table(
+                 "'-': the decoder does not read these maps.\n\n" + results_io.table(
                      ["encoder", *columns],
                      [[enc, *(f(trips[enc][name]) if name in trips[enc] else "-" for name in columns)]
                       for enc in encoders]))
@@ -257,7 +252,7 @@ def run_section(run: str, kept: tuple, table: dict[str, dict[str, float]], skipp
     text = (f"\n## On the predicted heatmaps of {run}\n\n(predicted.csv) {maps.shape[0]} test samples, {maps.shape[1]} joints, "
             f"{int(visible.sum())} visible joints scored; error in heatmap cells against the true keypoints, "
             f"every decoder at its default settings.\n\n")
-    text += _table(["decoder", "mean", "median", "90th percentile"],
+    text += results_io.table(["decoder", "mean", "median", "90th percentile"],
                    [[name, *(f"{table[name][k]:.3f}" for k in ("mean", "median", "p90"))] for name in ranked])
     if skipped:
         text += "\n" + "".join(f"- decoder `{name}` left out: {why}\n" for name, why in skipped.items())

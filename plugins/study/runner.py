@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from kitpose import pages, samples
+from kitpose import results as results_io
 from kitpose.errors import RecipeError, RunError, suggestion
 from kitpose.files import write_atomic
 from kitpose.recipe import load_recipe
@@ -281,7 +282,7 @@ def write_tables(results: Sequence[tuple[Run, dict[str, dict[str, float]]]], roo
     groups = _groups(results)
     replicated = any(len(runs) > 1 for runs in groups.values())
     header = [*factor_keys, "decoder", *metrics] + (["seeds"] if replicated else [])
-    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    rows = []
     for (factors, decoder), per_seed in groups.items():
         cells = [dict(factors).get(k, "") for k in factor_keys] + [decoder]
         for metric in metrics:
@@ -293,12 +294,12 @@ def write_tables(results: Sequence[tuple[Run, dict[str, dict[str, float]]]], roo
                 cells.append(f"{mean:.4f} ± {sd:.4f}")
             else:
                 cells.append(f"{values[0]:.4f}")
-        table.append("| " + " | ".join(cells + ([str(len(per_seed))] if replicated else [])) + " |")
+        rows.append(cells + ([str(len(per_seed))] if replicated else []))
+    text = results_io.table(header, rows)
     if replicated:
         seeds = list(dict.fromkeys(run.seed for run, _ in results))
-        table.append("")
-        table.append(f"Mean ± standard deviation over the seeds ({', '.join(seeds)}); `seeds`: runs per row.")
-    return "\n".join(table) + "\n"
+        text += f"\nMean ± standard deviation over the seeds ({', '.join(seeds)}); `seeds`: runs per row.\n"
+    return text
 
 
 def judge_claims(claims: Sequence[Claim], results: Sequence[tuple[Run, dict[str, dict[str, float]]]],
