@@ -636,7 +636,8 @@ class Run:
                     order.accumulate(**{key: env[name].float() for key, name in maps.tensors.items()})
             metrics = runner.compute()
             if stage == "test":  # collectives: every rank takes part
-                self.test_details = (runner.per_joint(), runner.per_sample(), order.gathered("index"))
+                self.test_details = (runner.per_joint(), runner.per_sample(), order.gathered("index"),
+                                     runner.per_group())
                 if maps is not None:
                     kept = {key: order.gathered(key) for key in maps.tensors}
                     if self.main:
@@ -678,9 +679,10 @@ class Run:
         metrics, _ = self.evaluate("test")
         table = ""
         if self.main:
-            per_joint, per_sample, index = self.test_details
+            per_joint, per_sample, index, per_group = self.test_details
             names = tuple(self._meta("joint_names", ()))
-            table = results_io.write(metrics, self.dir, per_joint=per_joint, joint_names=names)
+            table = results_io.write(metrics, self.dir, per_joint=per_joint, joint_names=names,
+                                     per_group=per_group)
             if any(per_sample.values()):
                 samples.write(self.dir, index, per_sample, names)
                 if not len(index):

@@ -379,6 +379,11 @@ class FlowRunner:
         """``{branch: {metric: [value per joint]}}`` of the metrics that have per-joint values."""
         return self._collect("per_joint")
 
+    def per_group(self) -> dict[str, dict[str, dict[str, float]]]:
+        """``{branch: {title: {group: value}}}`` of the metrics that break their numbers down by
+        a grouping of the samples (see :meth:`kitpose.metric.Metric.per_group`)."""
+        return self._collect("per_group")
+
     def per_sample(self) -> dict[str, dict[str, Any]]:
         """``{branch: {metric: PerSample}}``: what each number is the mean of (see
         :class:`kitpose.metric.PerSample`); metrics without per-sample values are left out."""

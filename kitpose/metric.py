@@ -24,7 +24,7 @@ class Metric:
 
     The call contract: ``update(**tensors)`` for each batch, ``compute()`` returns
     ``{name: float}``, ``per_joint()`` returns ``{name: [float per joint]}`` (optional),
-    ``per_sample()`` returns ``{name: PerSample}`` (optional), ``reset()`` forgets everything;
+    ``per_group()`` returns ``{title: {group: float}}`` (optional), ``per_sample()`` returns ``{name: PerSample}`` (optional), ``reset()`` forgets everything;
     ``output_names()`` says which keys ``compute`` returns.
     """
 
@@ -90,6 +90,11 @@ class Metric:
 
     def per_joint(self) -> dict[str, list[float]]:
         """Per-joint values of the headline numbers; empty when a metric has none."""
+        return {}
+
+    def per_group(self) -> dict[str, dict[str, float]]:
+        """Headline numbers broken down by a grouping of the samples (e.g. Human3.6M's actions):
+        ``{"MPJPE by action": {group: value}}``; empty when a metric has none."""
         return {}
 
     def per_sample(self) -> dict[str, PerSample]:

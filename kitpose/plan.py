@@ -89,7 +89,27 @@ def check_loaded(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
     built = {id(spec): spec.build(plan.registry) for spec in light}
     _check_selection(plan, lambda spec: built.get(id(spec)))
     _check_optimizer(plan)
+    _check_data_files(plan)
     return plan
+
+
+def _check_data_files(plan: Plan) -> None:
+    """The files and folders a dataset names in its ``paths`` (``{param: what it is}``) exist,
+    so a missing annotation file is reported by ``check`` and before a run makes its folder,
+    naming the recipe key and, where the recipe has one, the ``data.root=`` override."""
+    root = plan.recipe.select("data.root", default=None)
+    for split in plan.splits.values():
+        spec = split.dataset
+        paths = getattr(spec.factory(plan.registry), "paths", None)
+        if not isinstance(paths, Mapping):
+            continue
+        for param, what in paths.items():
+            value = spec.params.get(param)
+            if isinstance(value, str) and value and not Path(value).exists():
+                hint = (f"point data.root at the dataset (now {root}): data.root=/path/to/it"
+                        if isinstance(root, str) else f"check {spec.path}.{param}")
+                raise RecipeError(f"{what} not found: {value}", file=plan.recipe.file,
+                                  path=f"{spec.path}.{param}", hint=hint)
 
 
 def _check_optimizer(plan: Plan) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from kitpose.files import write_atomic
@@ -38,20 +38,24 @@ def to_csv(results: Mapping[str, Mapping[str, float]], *, first: str = "decoder"
 
 def write(results: Mapping[str, Mapping[str, float]], folder: Path, *, stem: str = "results",
           per_joint: Mapping[str, Mapping[str, list[float]]] | None = None,
-          joint_names: Sequence[str] = ()) -> str:
-    """Write ``results.md`` and ``results.csv`` (with ``per_joint``, ``{branch: {metric: [value
-    per joint]}}``, also per-joint tables in ``results.md`` and ``results_per_joint.csv``);
-    return the main table's Markdown."""
+          joint_names: Sequence[str] = (),
+          per_group: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None) -> str:
+    """Write ``results.md`` and ``results.csv``; return the main table's Markdown.
+
+    With ``per_joint`` (``{branch: {metric: [value per joint]}}``) also per-joint tables in
+    ``results.md`` and ``results_per_joint.csv``; with ``per_group`` (``{branch: {"MPJPE by
+    action": {group: value}}}``) tables per group in ``results.md`` and ``results_per_group.csv``.
+    """
     table = markdown(results)
     rows = per_joint_rows(per_joint or {}, joint_names)
-    write_atomic(folder / f"{stem}.md", table + (per_joint_markdown(rows) if rows else ""))
+    groups = per_group_rows(per_group or {})
+    write_atomic(folder / f"{stem}.md", table + (per_group_markdown(groups) if groups else "")
+                 + (per_joint_markdown(rows) if rows else ""))
     write_atomic(folder / f"{stem}.csv", to_csv(results))
+    if groups:
+        _write_rows(folder / f"{stem}_per_group.csv", ["decoder", "metric", "group", "value"], groups)
     if rows:
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow(["decoder", "metric", "joint", "value"])
-        writer.writerows(rows)
-        write_atomic(folder / f"{stem}_per_joint.csv", out.getvalue())
+        _write_rows(folder / f"{stem}_per_joint.csv", ["decoder", "metric", "joint", "value"], rows)
     return table
 
 
@@ -67,17 +71,41 @@ def per_joint_rows(per_joint: Mapping[str, Mapping[str, list[float]]],
     return rows
 
 
+def per_group_rows(per_group: Mapping[str, Mapping[str, Mapping[str, float]]]) -> list[tuple[str, str, str, float]]:
+    """``(branch, title, group, value)`` for every value of ``{branch: {title: {group: value}}}``."""
+    return [(branch, title, group, float(value)) for branch, titles in per_group.items()
+            for title, values in titles.items() for group, value in values.items()]
+
+
+def per_group_markdown(rows: Sequence[tuple[str, str, str, float]]) -> str:
+    """One Markdown table per title ("MPJPE by action"): a row per group, a column per branch."""
+    return _tables(rows, "Per group", lambda title: title.split(" by ", 1)[1] if " by " in title else "group")
+
+
 def per_joint_markdown(rows: Sequence[tuple[str, str, str, float]]) -> str:
     """One Markdown table per metric: a row per joint, a column per branch."""
-    metrics = list(dict.fromkeys(metric for _, metric, _, _ in rows))
-    parts = ["\n## Per joint\n"]
-    for metric in metrics:
+    return _tables(rows, "Per joint", lambda metric: "joint")
+
+
+def _tables(rows: Sequence[tuple[str, str, str, float]], heading: str, first: Callable[[str], str]) -> str:
+    """A ``## heading`` and, per title of ``(branch, title, row, value)`` rows, a table whose
+    rows are ``row`` (first column named ``first(title)``) and whose columns are the branches."""
+    parts = [f"\n## {heading}\n"]
+    for title in dict.fromkeys(title for _, title, _, _ in rows):
         cells: dict[str, dict[str, float]] = {}
-        for branch, name, joint, value in rows:
-            if name == metric:
-                cells.setdefault(joint, {})[branch] = value
-        parts.append(f"\n### {metric}\n\n" + markdown(cells, first="joint"))
+        for branch, name, row, value in rows:
+            if name == title:
+                cells.setdefault(row, {})[branch] = value
+        parts.append(f"\n### {title}\n\n" + markdown(cells, first=first(title)))
     return "".join(parts)
+
+
+def _write_rows(path: Path, header: Sequence[str], rows: Sequence[Sequence[object]]) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_atomic(path, out.getvalue())
 
 
 def _fmt(value: float | None) -> str:

@@ -97,6 +97,12 @@ def test_skeleton_is_drawn_where_the_joints_are() -> None:
     hidden = (25 * 3 + 1, 15 * 3 + 1)  # invisible ground-truth joint: neither it nor its limb is drawn
     assert tuple(canvas[hidden[1], hidden[0]]) == (0, 0, 0)
 
+    # (u, v, depth) predictions of the 3D recipes draw at (u, v), the same as [K, 2]
+    flat, deep = np.zeros_like(canvas), np.zeros_like(canvas)
+    draw_skeleton(flat, truth, None, ((0, 1), (1, 2)), RED, scale=3)
+    draw_skeleton(deep, np.concatenate([truth, [[300.0], [-20.0], [7.0]]], 1), None, ((0, 1), (1, 2)), RED, scale=3)
+    np.testing.assert_array_equal(deep, flat)
+
 
 def test_bad_names_are_refused() -> None:
     with pytest.raises(ParameterError, match="leaves the run directory"):

@@ -42,11 +42,20 @@ COCO = JointSet(
      (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)),
 )
 
+H36M = JointSet(
+    "h36m",
+    ("pelvis", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle", "spine", "thorax",
+     "neck", "head", "l_shoulder", "l_elbow", "l_wrist", "r_shoulder", "r_elbow", "r_wrist"),
+    ((1, 4), (2, 5), (3, 6), (11, 14), (12, 15), (13, 16)),
+    ((0, 1), (1, 2), (2, 3), (0, 4), (4, 5), (5, 6), (0, 7), (7, 8), (8, 9), (9, 10),
+     (8, 11), (11, 12), (12, 13), (8, 14), (14, 15), (15, 16)),
+)
+
 #: per-joint OKS sigmas of the 17 COCO joints (COCOeval's values)
 COCO_SIGMAS: tuple[float, ...] = (0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072,
                                   0.062, 0.062, 0.107, 0.107, 0.087, 0.087, 0.089, 0.089)
 
-JOINT_SETS: dict[str, JointSet] = {js.name: js for js in (MPII, COCO)}
+JOINT_SETS: dict[str, JointSet] = {js.name: js for js in (MPII, COCO, H36M)}
 
 
 def resolve_pairs(pairs: Any, what: str = "flip_pairs") -> tuple[tuple[int, int], ...]:

@@ -8,11 +8,18 @@
 
 All accept 2D or 3D coordinates; the value is in the coordinates' unit. Means pool every
 visible (sample, joint) pair; a joint never visible is NaN in ``per_joint()`` only.
+
+With ``groups`` (names, e.g. the 15 Human3.6M actions) each batch also gives ``group``
+``[B]`` (an index into ``groups``), and ``per_group()`` reports the number per group plus
+``(mean)``, the unweighted mean over the groups that have samples (the "Avg" column of
+per-action tables; the headline number pools every sample instead).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from kitpose.errors import ComponentError
@@ -28,11 +35,51 @@ class _DistanceMetric(Metric):
     key = "epe"  # the registered name, for error messages
     squared = False  # True: root of the mean squared distance
 
-    def update(self, pred: Tensor, target: Tensor, visible: Tensor | None = None, **extras: Any) -> None:
-        """Accumulate a batch; other keyword tensors (for other metrics of a group) are ignored."""
+    def __init__(self, groups: Sequence[str] | None = None, group_by: str = "group") -> None:
+        super().__init__()
+        if groups is not None and (isinstance(groups, str) or not all(isinstance(g, str) for g in groups)
+                                   or not groups):
+            raise ComponentError(f"metric '{self.key}': groups must be a list of names, got {groups!r}")
+        self.groups = None if groups is None else tuple(groups)
+        self.group_by = str(group_by)
+
+    def update(self, pred: Tensor, target: Tensor, visible: Tensor | None = None, group: Tensor | None = None,
+               **extras: Any) -> None:
+        """Accumulate a batch (``group`` [B]: each sample's index into ``groups``); other keyword
+        tensors (for other metrics of a group) are ignored."""
         pred, target, vis = checked_keypoints(self.key, pred, target, visible)
         dist, vis = self._distances(pred, target, vis)
-        self.accumulate(distance=dist, visible=vis)
+        if self.groups is None:
+            self.accumulate(distance=dist, visible=vis)
+            return
+        if group is None:
+            raise ComponentError(f"metric '{self.key}' has groups but was given no 'group'",
+                                 hint="add group: FIELD (e.g. group: action) to the metrics node's in:")
+        index = torch.as_tensor(group, device=dist.device).reshape(-1).long()
+        if index.shape[0] != dist.shape[0] or (index.numel() and not (0 <= int(index.min())
+                                                                      and int(index.max()) < len(self.groups))):
+            raise ComponentError(f"metric '{self.key}': group must hold one index per sample within "
+                                 f"0..{len(self.groups) - 1} (its {len(self.groups)} groups)")
+        self.accumulate(distance=dist, visible=vis, group=index)
+
+    def per_group(self) -> dict[str, dict[str, float]]:
+        """``{"MPJPE by action": {group: value, ..., "(mean)": value}}``; empty without groups."""
+        if self.groups is None:
+            return {}
+        samples, group = self.per_sample().get(self.name), self.gathered("group")
+        if samples is None or not group.numel():
+            return {}
+        counted = samples.counted.double()
+        values = torch.where(samples.counted, samples.values.double(), torch.zeros((), dtype=torch.float64))
+        sums = torch.zeros(len(self.groups), dtype=torch.float64).index_add_(0, group, values.sum(1))
+        counts = torch.zeros(len(self.groups), dtype=torch.float64).index_add_(0, group, counted.sum(1))
+        means = sums / counts.clamp_min(1)
+        if samples.root:
+            means = means.sqrt()
+        row = {name: float(v) for name, v, n in zip(self.groups, means, counts) if n > 0}
+        if row:
+            row["(mean)"] = sum(row.values()) / len(row)
+        return {f"{self.name} by {self.group_by}": row}
 
     def _distances(self, pred: Tensor, target: Tensor, vis: Tensor) -> tuple[Tensor, Tensor]:
         return (pred - target).norm(dim=-1), vis
@@ -81,14 +128,15 @@ class MPJPE(_DistanceMetric):
     """MPJPE: mean per-joint position error over visible joints (mm), optionally root-relative.
 
     ``root``: index of a joint (e.g. the pelvis) subtracted from both skeletons first;
-    samples whose root is not visible then count for nothing.
+    samples whose root is not visible then count for nothing. ``groups``, ``group_by``: the
+    number per group as well (Human3.6M's actions: see the module).
     """
 
     name = "MPJPE"
     key = "mpjpe"
 
-    def __init__(self, root: int | None = None) -> None:
-        super().__init__()
+    def __init__(self, root: int | None = None, groups: Sequence[str] | None = None, group_by: str = "group") -> None:
+        super().__init__(groups, group_by)
         if root is not None and (isinstance(root, bool) or int(root) != root or root < 0):
             raise ComponentError(f"metric 'mpjpe': root must be a joint index, got {root!r}")
         self.root = None if root is None else int(root)

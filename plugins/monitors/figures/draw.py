@@ -102,11 +102,12 @@ def draw_skeleton(image: np.ndarray, keypoints: Any, visible: Any = None,
                   scale: int = 1) -> np.ndarray:
     """Draw joints and limbs on ``image`` (in place; also returned).
 
-    ``keypoints`` [K, 2] in pixels of the image before enlargement by ``scale``;
-    joints with ``visible`` <= 0 or non-finite coordinates are left out, and so are
-    limbs touching them.
+    ``keypoints`` [K, 2] in pixels of the image before enlargement by ``scale`` ([K, 3]
+    (u, v, depth) draws u, v); joints with ``visible`` <= 0 or non-finite coordinates are
+    left out, and so are limbs touching them.
     """
-    points = np.asarray(keypoints, dtype=np.float64).reshape(-1, 2)
+    points = np.asarray(keypoints, dtype=np.float64)
+    points = points[:, :2] if points.ndim == 2 else points.reshape(-1, 2)
     shown = np.isfinite(points).all(axis=1)
     if visible is not None:
         shown &= np.asarray(visible, dtype=np.float64).reshape(-1)[: len(points)] > 0
