@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
+import shutil
+import textwrap
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -125,10 +128,11 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from kitpose.plugins import get_registry
+    from kitpose.plugins import BUILTIN_DIST, get_registry
     from kitpose.registry import KINDS, plural
 
     registry = get_registry()
+    columns = shutil.get_terminal_size((100, 24)).columns
     kinds = [args.kind] if args.kind else list(KINDS)
     for kind in kinds:
         entries = registry.entries(kind, args.pattern)
@@ -139,8 +143,26 @@ def cmd_list(args: argparse.Namespace) -> int:
             print("  (none)")
         width = max((len(e.name) for e in entries), default=0)
         for e in entries:
-            print(f"  {e.name:<{width}}  {e.summary}  [{e.provider}]")
+            provider = e.plugin if (e.dist or "").split(" ")[0] == BUILTIN_DIST else e.provider
+            print(listing_line(e.name, width, plain_text(e.summary), f"[{provider}]", columns))
     return 0
+
+
+def plain_text(text: str) -> str:
+    """A docstring line without reStructuredText markup: ``x``, `x` and :role:`x` become x."""
+    return re.sub(r"(?::[\w.]+:)?`{1,2}([^`]+?)`{1,2}", r"\1", text)
+
+
+def listing_line(name: str, width: int, summary: str, tag: str, columns: int) -> str:
+    """``  name  summary  [tag]`` wrapped to ``columns``; continuation lines indent under the
+    summary, and the tag is never split."""
+    indent = " " * (width + 4)
+    lines = textwrap.wrap(summary, max(30, columns - len(indent)), break_on_hyphens=False) or [""]
+    if len(indent) + len(lines[-1]) + 2 + len(tag) <= columns:
+        lines[-1] = f"{lines[-1]}  {tag}".lstrip()
+    else:
+        lines.append(tag)
+    return "\n".join([f"  {name:<{width}}  {lines[0]}", *(indent + line for line in lines[1:])])
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
@@ -159,10 +181,14 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_new_plugin(args: argparse.Namespace) -> int:
-    from kitpose.scaffold import new_plugin
+    from kitpose.scaffold import new_plugin, plugin_names
 
     root = new_plugin(args.name, args.kind, args.directory)
-    print(f"wrote {root}")
+    names = plugin_names(args.name, args.kind)
+    renamed = f" (from '{args.name}': registered names use letters, digits and '_')" \
+        if names.name != args.name else ""
+    print(f"wrote {root}: the {names.kind} '{names.name}'{renamed}, package {names.package}, "
+          f"distribution {names.distribution}")
     print(f"next: cd {root} && pip install -e \".[test]\" && pytest")
     return 0
 

@@ -15,7 +15,7 @@ from typing import Any
 from kitpose.errors import ComponentError, KitposeError, RecipeError, first_line, suggestion
 from kitpose.paths import name_problem
 from kitpose.recipe import Recipe, as_plain
-from kitpose.registry import KINDS, Registry
+from kitpose.registry import KINDS, Registry, blocked_message
 
 _RESERVED = {"use", "kind"}
 
@@ -146,6 +146,10 @@ def infer_kind(name: str, registry: Registry, *, file: str, path: str) -> str:
         kinds = ", ".join(e.kind for e in entries)
         raise RecipeError(f"'{name}' is registered as several kinds ({kinds})", file=file, path=path,
                           hint=f"add kind: {entries[0].kind}")
+    blocker = registry.blocked_by(name)
+    if blocker:
+        raise ComponentError(blocked_message(name, blocker), file=file, path=path,
+                             hint=f"leave out -p no:{blocker} to use it")
     every = sorted({e.name for e in registry.entries()})
     raise ComponentError(f"unknown component '{name}'{suggestion(name, every)}", file=file, path=path,
                          hint="'kitpose list' shows every registered name")

@@ -61,7 +61,10 @@ class PluginManager(pluggy.PluginManager):
         super().__init__("kitpose")
         self.add_hookspecs(hookspecs)
         self.registry = Registry()
+        self.registry.blocked_by = self.blocked_provider
         self.infos: dict[str, PluginInfo] = {}
+        self._blocked: dict[str, metadata.EntryPoint] = {}
+        self._blocked_names: dict[str, str] | None = None
 
     # Treat every ``kitpose_*`` function as a hook implementation, as pytest does
     # for ``pytest_*``: then a misspelt hook name is caught instead of ignored.
@@ -95,11 +98,18 @@ class PluginManager(pluggy.PluginManager):
             self.infos[ep.name] = info
             if ep.name in blocked or ep.value in blocked:
                 info.status = "blocked"
+                self._blocked[ep.name] = ep
             elif not autoload and dist != BUILTIN_DIST and ep.name not in extra:
                 info.status = "skipped"
                 info.error = f"autoload disabled by {AUTOLOAD_ENV}"
             else:
                 self._load_one(info, lambda ep=ep: ep.load())
+        known = {n for info in self.infos.values() for n in (info.name, info.module)}
+        unknown = sorted(b for b in blocked if b not in known and b not in extra)
+        if unknown:
+            names = sorted(i.name for i in self.infos.values())
+            raise PluginError(f"-p no:{unknown[0]}: no plugin is named '{unknown[0]}'{suggestion(unknown[0], names)}",
+                              hint="'kitpose plugins' lists the installed plugins")
         for name in extra:
             if name in self.infos and self.infos[name].status != "skipped":
                 continue
@@ -140,6 +150,24 @@ class PluginManager(pluggy.PluginManager):
         info.status, info.error = "broken", error
         print(f"kitpose: plugin '{info.name}' ({_dist_label(info) or 'no distribution'}) is broken: "
               f"{error}; see 'kitpose plugins'", file=sys.stderr)
+
+    def blocked_provider(self, name: str) -> str | None:
+        """The blocked plugin that would register the component ``name``, or None. Each blocked
+        plugin's hook is run once, on a scratch registry (registration imports nothing heavy)."""
+        if self._blocked_names is None:
+            self._blocked_names = {}
+            for plugin, ep in self._blocked.items():
+                scratch = Registry()
+                try:
+                    module = ep.load()
+                    hook = getattr(module, "kitpose_register", None)
+                    if callable(hook):
+                        hook(registry=scratch)
+                except Exception:  # a broken blocked plugin simply names nothing
+                    continue
+                for entry in scratch.entries():
+                    self._blocked_names.setdefault(entry.name, plugin)
+        return self._blocked_names.get(name)
 
     # -- queries ------------------------------------------------------------------
     def plugin_infos(self) -> list[PluginInfo]:

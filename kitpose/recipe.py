@@ -307,6 +307,12 @@ def load_recipe(path: str | Path, overrides: Iterable[str] = (), *,
             if (folder / path).is_file():
                 path = folder / path
                 break
+    if path.is_dir():
+        found = sorted(p.name for p in path.glob("*.yaml"))
+        raise RecipeError("a folder, not a recipe", file=str(path),
+                          hint=f"give a .yaml recipe in it, e.g. {path / found[0]}" + (
+                              f" ({len(found)} there: {', '.join(found[:4])}{', ...' if len(found) > 4 else ''})"
+                              if len(found) > 1 else "") if found else "give the path to a .yaml recipe")
     if not path.is_file():
         raise RecipeError("recipe not found", file=str(path),
                           hint="give the path to a .yaml recipe, e.g. recipes/hrnet_dark.yaml")

@@ -282,6 +282,11 @@ def check_parameters(factory: Callable[..., Any], params: Mapping[str, Any], *, 
         raise error
 
 
+def blocked_message(name: str, plugin: str) -> str:
+    """Why ``name`` is missing when the plugin that registers it is blocked."""
+    return f"component '{name}' belongs to plugin '{plugin}', which -p no:{plugin} blocks"
+
+
 class Registry:
     """One table of named components per kind.
 
@@ -293,6 +298,9 @@ class Registry:
         self._tables: dict[str, dict[str, Entry]] = {kind: {} for kind in KINDS}
         self._staging: list[Entry] | None = None
         self._provider: tuple[str, str] = ("user", "")
+        #: the blocked plugin (``-p no:NAME``) that would register a name, or None; the plugin
+        #: manager sets it so a recipe naming a blocked component is told why it is missing
+        self.blocked_by: Callable[[str], str | None] = lambda name: None
 
     # -- registration -------------------------------------------------------------
     def register(self, kind: str, name: str, target: str | Callable[..., Any], *,
@@ -354,6 +362,9 @@ class Registry:
         if name in table:
             return table[name]
         elsewhere = [k for k in KINDS if name in self._tables[k]]
+        blocker = None if elsewhere else self.blocked_by(name)
+        if blocker:
+            raise UnknownComponentError(blocked_message(name, blocker), hint=f"leave out -p no:{blocker} to use it")
         if elsewhere:
             hint = f"'{name}' is {article(elsewhere[0])} {elsewhere[0]}, not {article(kind)} {kind}"
         else:

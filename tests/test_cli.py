@@ -11,10 +11,18 @@ import kitpose
     (["check", "{recipe}", "flows.train[2].in.target=nobody"], "flows.train[2].in.target: no one produces tensor 'nobody'"),
     (["check", "{recipe}", "flows.train[1].in.image=target", "flows.train[0].in.keypoints=heatmaps"], "cycle"),
     (["check", "missing.yaml"], "missing.yaml: recipe not found"),
+    (["check", "{folder}"], "a folder, not a recipe; give a .yaml recipe in it, e.g. {recipe}"),
+    (["-p", "no:dark", "check", "{recipe}", "components.model.use=dark", "+components.model.kind=decoder"],
+     "component 'dark' belongs to plugin 'dark', which -p no:dark blocks; leave out -p no:dark to use it"),
+    (["-p", "no:dark", "check", "{recipe}", "components.model.use=dark"],
+     "component 'dark' belongs to plugin 'dark', which -p no:dark blocks"),
+    (["-p", "no:drak", "list"], "-p no:drak: no plugin is named 'drak' (did you mean 'dark'?)"),
     (["run", "{recipe}", "val.mode=max", "+components.evil._target_=os.system"], "'_target_' is refused"),
 ])
 def test_user_mistakes_exit_2_with_one_line(cli, toy_recipe, args, fragment):
-    result = cli(*[a.replace("{recipe}", str(toy_recipe)) for a in args])
+    fill = {"{recipe}": str(toy_recipe), "{folder}": str(toy_recipe.parent)}
+    result = cli(*[fill.get(a, a) for a in args])
+    fragment = fragment.replace("{recipe}", str(toy_recipe))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr

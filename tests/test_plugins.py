@@ -1,4 +1,5 @@
 """Third-party plugins: a real package with a `kitpose` entry point, pip-installed."""
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -90,11 +91,17 @@ def env_with(site: Path, **extra):
 
 
 def test_component_appears_in_list_with_provider(site):
-    result = run_cli("list", "decoder", env=env_with(site))
+    result = run_cli("list", "decoder", env={**env_with(site), "COLUMNS": "100"})
     assert result.returncode == 0, result.stderr
-    line = next(l for l in result.stdout.splitlines() if "demo_halving" in l)
-    assert "Decode at half the arg-max position." in line
-    assert "demo (kitpose-thirdparty-demo 1.2.3)" in line
+    lines = result.stdout.splitlines()
+    first = next(i for i, l in enumerate(lines) if l.split()[:1] == ["demo_halving"])
+    more = itertools.takewhile(lambda l: l.startswith("    "), lines[first + 1:])  # its wrapped lines
+    entry = " ".join([lines[first], *(l.strip() for l in more)])
+    assert "Decode at half the arg-max position." in entry
+    assert "[demo (kitpose-thirdparty-demo 1.2.3)]" in entry
+    # built-ins name their plugin only; every line fits the width, with no reStructuredText left
+    assert any(l.rstrip().endswith("[codecs]") for l in lines)
+    assert all(len(l) <= 100 for l in lines) and "``" not in result.stdout
 
 
 def test_broken_plugins_are_isolated_and_reported(site):
@@ -137,7 +144,7 @@ def test_block_and_autoload_switches(site):
 
 
 def test_blocking_a_builtin_removes_its_names(site):
-    result = run_cli("-p", "no:optim", "list", "optimizer", env=env_with(site))
+    result = run_cli("-p", "no:optim", "list", "optimizer", env={**env_with(site), "COLUMNS": "200"})
     assert "sgd" not in result.stdout
     # with the built-in blocked, the clashing third-party name is no longer a clash
     adam = next(l for l in result.stdout.splitlines() if l.split()[0] == "adam")

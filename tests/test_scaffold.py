@@ -37,6 +37,8 @@ def test_the_generated_package_installs_and_passes_its_tests(tmp_path):
     assert made.returncode == 0, made.stderr
     root = tmp_path / "kitpose-median-demo"
     assert f"wrote {root}" in made.stdout and 'pip install -e ".[test]"' in made.stdout
+    # the name recipes use differs from the one typed, and the command says so
+    assert "the decoder 'median_demo' (from 'median-demo'" in made.stdout
 
     site = tmp_path / "site"
     pip_install(site, root)
