@@ -44,6 +44,7 @@ from kitpose.metric import Metric
 from kitpose.monitor import Monitor, RunInfo, Snapshot
 from kitpose.plan import Plan, check_loaded, check_recipe
 from kitpose.plugins import get_plugin_manager
+from kitpose.provenance import code_version
 from kitpose.recipe import load_recipe
 from kitpose.stopping import GracefulStop, ignore_interrupts_in_worker
 
@@ -218,13 +219,14 @@ class Run:
             except ValueError:
                 info = {}
             info.setdefault("resumes", []).append({
-                "time": now, "command": sys.argv, "device": str(self.device), "world_size": self.world,
-                "changed": {c.key: [c.old, c.new] for c in self.changes}})
+                "time": now, "command": sys.argv, "code": code_version(), "device": str(self.device),
+                "world_size": self.world, "changed": {c.key: [c.old, c.new] for c in self.changes}})
         else:
             plugins = [{"name": i.name, "module": i.module, "dist": i.dist, "version": i.version,
                         "status": i.status, "error": i.error}
                        for i in get_plugin_manager().plugin_infos()]
-            info = {"kitpose": __version__, "torch": torch.__version__, "python": platform.python_version(),
+            info = {"kitpose": __version__, "code": code_version(), "torch": torch.__version__,
+                    "python": platform.python_version(),
                     "name": self.recipe.name, "recipe": self.recipe.file, "sources": self.recipe.sources,
                     "overrides": self.recipe.overrides, "command": sys.argv, "device": str(self.device),
                     "world_size": self.world, "seed": self.seed, "plugins": plugins, "started": now}
@@ -309,8 +311,11 @@ class Run:
         except a full or read-only disk, which stops the run (``ending``: the run is stopping
         already, so that is ignored too)."""
         for key, monitor in self.monitors.items():
+            method = getattr(monitor, hook, None)
+            if method is None:  # a monitor written before the hook existed, not subclassing Monitor
+                continue
             try:
-                getattr(monitor, hook)(*args)
+                method(*args)
             except OSError as exc:
                 if exc.errno in DISK_ERRNOS and not ending:
                     raise
@@ -386,6 +391,10 @@ class Run:
                                validated_epochs=self.state.epoch - (0 if self.state.validated else 1),
                                joint_names=tuple(self._meta("joint_names", ())),
                                skeleton=tuple(self._meta("skeleton", ())))
+                log.info("run %s -> %s: %d epoch%s x %d step%s on %s (%d process%s)%s", info.name, self.dir,
+                         epochs, "" if epochs == 1 else "s", info.steps_per_epoch,
+                         "" if info.steps_per_epoch == 1 else "s", self.device, self.world,
+                         "" if self.world == 1 else "es", f", resumed at epoch {info.start_epoch}" if info.resumed else "")
                 self.notify("on_start", info)
                 if self.train_flow is not None:
                     self.train(epochs)
@@ -489,6 +498,7 @@ class Run:
             sampler.set_epoch(epoch, self.state.batch_in_epoch)
             self.trainer.train()
             started, seen = time.perf_counter(), 0
+            logged_at, seen_logged = started, 0  # the throughput is the rate of each logging interval
             for batch in self._batches("train", epoch):
                 if not batch:  # every sample unreadable and skipped: the batch counts, no step is taken
                     self.state.batch_in_epoch += 1
@@ -518,7 +528,11 @@ class Run:
                     if not isinstance(objective, str):  # a weighted sum: log the total as well
                         scalars["objective"] = float(loss.detach())
                     scalars["lr"] = float(self.optimizer.param_groups[0]["lr"])
-                    scalars["images_per_s"] = seen * self.world / max(1e-9, time.perf_counter() - started)
+                    now = time.perf_counter()
+                    scalars["images_per_s"] = (seen - seen_logged) * self.world / max(1e-9, now - logged_at)
+                    logged_at, seen_logged = now, seen
+                    log.info("epoch %d step %d %s", epoch + 1, self.state.step,
+                             " ".join(f"{k}={v:.4g}" for k, v in scalars.items()))
                     self.notify("on_step", self.state.step, epoch, scalars)
                 if max_steps and self.state.step >= max_steps:
                     break
@@ -546,6 +560,9 @@ class Run:
         self.state.history[-1]["val"] = metrics
         improved = self._track_best(metrics)
         self.state.validated = True
+        log.info("epoch %d validation%s\n%s", self.state.epoch, " (best so far)" if improved else "",
+                 "\n".join(f"  {branch}: " + " ".join(f"{k}={v:.4g}" for k, v in row.items())
+                           for branch, row in metrics.items()))
         self.notify("on_epoch", self.state.epoch, metrics, snapshot)
         if improved:
             self.save("best")
@@ -618,11 +635,16 @@ class Run:
         order = Metric()  # the test samples' dataset indices, gathered as the metrics gather theirs
         maps = samples.heatmap_names(flow) if stage == "test" and self.test_cfg.get("keep_heatmaps") else None
         where = "during validation" if stage == "val" else "during the test (training is complete)"
+        total = len(self.loaders[stage])
+        if stage == "test":
+            log.info("test: %d batches", total)
+        self.notify("on_evaluate", stage, 0, total)
         try:
-            for batch in self._batches(stage, 0):
+            for done, batch in enumerate(self._batches(stage, 0), 1):
                 if self.world == 1 and self._stop_requested(agreed=False):
                     raise self._interrupt(where)
                 if not batch:  # every sample unreadable and skipped
+                    self.notify("on_evaluate", stage, done, total)
                     continue
                 autocast = torch.autocast("cuda", dtype=self.amp) if self.amp else nullcontext()
                 with autocast:
@@ -634,6 +656,7 @@ class Run:
                 if maps is not None:
                     env = next(iter(branches.values()))
                     order.accumulate(**{key: env[name].float() for key, name in maps.tensors.items()})
+                self.notify("on_evaluate", stage, done, total)
             metrics = runner.compute()
             if stage == "test":  # collectives: every rank takes part
                 self.test_details = (runner.per_joint(), runner.per_sample(), order.gathered("index"),

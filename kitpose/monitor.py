@@ -68,6 +68,10 @@ class Monitor:
     def on_step(self, step: int, epoch: int, scalars: Mapping[str, float]) -> None:
         """After a logged training step: ``loss`` and its parts, ``lr``, ``images_per_s``."""
 
+    def on_evaluate(self, stage: str, done: int, total: int) -> None:
+        """Progress of a validation or test pass (``stage``): ``done`` of ``total`` batches,
+        called with 0 as it starts and after every batch."""
+
     def on_epoch(self, epoch: int, metrics: Mapping[str, Mapping[str, float]],
                  snapshot: Snapshot | None = None) -> None:
         """After validation: ``{branch: {metric: value}}`` (a branch per decoder)."""

@@ -29,3 +29,33 @@ def test_eta_counts_only_the_steps_this_process_ran():
     printed = lines_for([95], every=1, start_epoch=9, running_for=50.0)
     eta = float(re.search(r"eta (\d+)s", printed[0])[1])
     assert 45 <= eta <= 55, printed[0]  # not 50 s / 95 steps x 5 = 3 s
+
+
+def test_the_test_pass_shows_progress_and_counts_read_well():
+    monitor = ConsoleMonitor(bar=False)
+    monitor.stream = io.StringIO()
+    monitor.on_start(RunInfo(name="r", dir=Path("."), recipe={}, epochs=1, steps_per_epoch=1))
+    for done in range(4):
+        monitor.on_evaluate("test", done, 3)
+    monitor.on_evaluate("val", 0, 2)  # validation has its own lines after it ends
+    text = monitor.stream.getvalue()
+    assert "(1 epoch x 1 step)" in text
+    assert "test: 3 batches" in text and "test batch 3/3" in text and "val" not in text
+
+
+def test_on_a_terminal_the_test_bar_replaces_the_training_bar():
+    monitor = ConsoleMonitor(bar=True)
+    monitor.stream = io.StringIO()
+    monitor.on_start(RunInfo(name="r", dir=Path("."), recipe={}, epochs=1, steps_per_epoch=4))
+    monitor.on_step(4, 0, {"loss": 0.5})
+    monitor.on_evaluate("val", 1, 2)
+    assert monitor.bar.desc.startswith("val 1/2")
+    monitor.on_evaluate("val", 2, 2)
+    assert monitor.bar.desc.startswith("train")
+    monitor.on_evaluate("test", 0, 5)
+    assert monitor.bar is None and monitor.test_bar is not None  # the training bar is closed
+    monitor.on_evaluate("test", 5, 5)
+    assert monitor.test_bar is None
+    before = monitor.stream.getvalue()
+    monitor.close()
+    assert monitor.stream.getvalue() == before  # nothing drawn after the results table

@@ -7,9 +7,20 @@ import sys
 
 import pytest
 
-from conftest import kitpose_env, run_cli
+from conftest import ROOT, kitpose_env, run_cli
 from kitpose.engine import run_recipe
 from kitpose.errors import RunError
+
+
+def code_in(root):
+    """What run.json should say of the code in ``root``: its commit and changes, read with git."""
+    if not (root / ".git").exists():
+        return None
+    git = ["git", "-C", str(root)]
+    commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout
+    changes = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                             text=True, check=True).stdout
+    return {"commit": commit.strip(), "dirty": bool(changes.strip()), "checkout": str(root.resolve())}
 
 
 def results(folder):
@@ -32,6 +43,11 @@ def test_run_writes_the_whole_run_directory(toy_recipe, tmp_path):
     assert lines[-1]["kind"] == "test"
     info = json.loads((run / "run.json").read_text())
     assert any(p["name"] == "optim" and p["status"] == "loaded" for p in info["plugins"])
+    assert info["code"] == code_in(ROOT)
+    log = (run / "run.log").read_text()  # written as the run goes: the start, steps, validations, the test
+    for line in ("INFO run toy/run -> ", "INFO epoch 1 step ", "INFO epoch 2 validation", "INFO test: ",
+                 "INFO test results"):
+        assert line in log, line
     assert "${vars.size}" in (run / "recipe.yaml").read_text()
     assert "${" not in (run / "recipe.resolved.yaml").read_text()
 

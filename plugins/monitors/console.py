@@ -15,6 +15,11 @@ def _format(scalars: Mapping[str, float], keys: tuple[str, ...] | None = None) -
     return " ".join(f"{k}={v:.4g}" for k, v in items)
 
 
+def _count(n: int, word: str) -> str:
+    """``1 epoch``, ``8 epochs``, ``2 batches``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}{'es' if word.endswith('ch') else 's'}"
+
+
 class ConsoleMonitor(Monitor):
     """Progress bar with loss, speed and ETA on a terminal; plain lines when output is not a TTY."""
 
@@ -23,6 +28,7 @@ class ConsoleMonitor(Monitor):
         self.stream: IO[str] = sys.stderr if stream == "stderr" else sys.stdout
         self.use_bar = self.stream.isatty() if bar is None else bool(bar)
         self.bar: Any = None
+        self.test_bar: Any = None
         self.total = 0
         self.start = time.perf_counter()
         self.first = 0  # the step this process started from (a resumed run starts past 0)
@@ -33,8 +39,8 @@ class ConsoleMonitor(Monitor):
         self.total = run.total_steps
         done = run.start_epoch * run.steps_per_epoch
         self.start, self.first = time.perf_counter(), done
-        print(f"kitpose: run {run.name} -> {run.dir} ({run.epochs} epochs x {run.steps_per_epoch} steps)",
-              file=self.stream, flush=True)
+        print(f"kitpose: run {run.name} -> {run.dir} ({_count(run.epochs, 'epoch')} x "
+              f"{_count(run.steps_per_epoch, 'step')})", file=self.stream, flush=True)
         if self.use_bar and self.total:
             from tqdm import tqdm
 
@@ -56,6 +62,30 @@ class ConsoleMonitor(Monitor):
         print(f"epoch {epoch + 1} step {step}/{self.total} {_format(scalars)} eta {eta:.0f}s",
               file=self.stream, flush=True)
 
+    def on_evaluate(self, stage: str, done: int, total: int) -> None:
+        """Validation shows in the training bar's label; the test, after training, gets its own
+        bar (the training bar is closed first, so nothing is drawn after the results table)."""
+        if not self.use_bar:
+            if stage == "test" and (done == 0 or done == total or time.perf_counter() - self.last_line >= 5.0):
+                self.last_line = time.perf_counter()
+                print(f"test batch {done}/{total}" if done else f"test: {_count(total, 'batch')}",
+                      file=self.stream, flush=True)
+            return
+        if stage == "test":
+            if done == 0:
+                self.close()
+                from tqdm import tqdm
+
+                self.test_bar = tqdm(total=total, file=self.stream, unit="batch", dynamic_ncols=True,
+                                     desc="test", leave=False)
+            elif self.test_bar is not None:
+                self.test_bar.update(done - self.test_bar.n)
+            if done == total and self.test_bar is not None:
+                self.test_bar.close()
+                self.test_bar = None
+        elif self.bar is not None:
+            self.bar.set_description(f"{stage} {done}/{total}" if done < total else "train", refresh=True)
+
     def on_epoch(self, epoch: int, metrics: Mapping[str, Mapping[str, float]],
                  snapshot: Snapshot | None = None) -> None:
         lines = [f"  {branch}: {_format(values)}" for branch, values in metrics.items()]
@@ -66,6 +96,8 @@ class ConsoleMonitor(Monitor):
             print(text, file=self.stream, flush=True)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+        for name in ("bar", "test_bar"):
+            bar = getattr(self, name)
+            if bar is not None:
+                bar.close()
+                setattr(self, name, None)
