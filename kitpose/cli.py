@@ -123,7 +123,16 @@ def cmd_show(args: argparse.Namespace) -> int:
     if args.recipe is None:
         raise KitposeError("no recipe given", hint="kitpose show RECIPE [key=value ...], or kitpose show --settings")
     recipe = load_recipe(args.recipe, args.overrides)
-    sys.stdout.write(recipe.given() if args.unresolved else recipe.resolved_yaml())
+    if args.unresolved:
+        sys.stdout.write(recipe.given())
+        return 0
+    import yaml
+
+    from kitpose.complete import with_defaults
+    from kitpose.plan import plan_recipe
+
+    print("# every setting, resolved; component parameters the recipe leaves out appear at their defaults")
+    sys.stdout.write(yaml.safe_dump(with_defaults(plan_recipe(recipe)), sort_keys=False))
     return 0
 
 

@@ -84,7 +84,7 @@ def check_recipe(path: str, overrides: Iterable[str] = (), *, registry: Registry
 def check_loaded(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
     """:func:`check_recipe` for a recipe already loaded (a resumed run's own)."""
     plan = plan_recipe(recipe, registry=registry)
-    light = [spec for spec in _specs(plan.components) if spec.kind in VALUE_CHECKED_KINDS]
+    light = [spec for spec in component_specs(plan.components) if spec.kind in VALUE_CHECKED_KINDS]
     light += [t for split in plan.splits.values() for t in split.transforms]
     built = {id(spec): spec.build(plan.registry) for spec in light}
     _check_selection(plan, lambda spec: built.get(id(spec)))
@@ -188,7 +188,7 @@ def plan_recipe(recipe: Recipe, *, registry: Registry | None = None) -> Plan:
     registry = registry or get_registry()
     recipe.resolved()  # interpolation errors surface here, with their path
     components = parse_components(recipe, registry)
-    for spec in _specs(components):
+    for spec in component_specs(components):
         spec.check(registry)
     # the defaults, then the recipe's own monitors; `console: null` switches a default off
     available = set(registry.names("monitor"))
@@ -281,7 +281,8 @@ def _check_checkpoint(recipe: Recipe, test: Mapping[str, Any], flows: Mapping[st
                           hint="give best, last, or the path of a checkpoint (relative to the current folder)")
 
 
-def _specs(components: Mapping[str, ComponentSpec | Group]) -> list[ComponentSpec]:
+def component_specs(components: Mapping[str, ComponentSpec | Group]) -> list[ComponentSpec]:
+    """Every component spec of a ``components`` section, group members included."""
     out: list[ComponentSpec] = []
     for item in components.values():
         out.extend(item.members.values() if isinstance(item, Group) else [item])

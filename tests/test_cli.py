@@ -1,5 +1,6 @@
 """The command line: one clear line and exit code 2 for every user mistake."""
 import pytest
+import yaml
 
 import kitpose
 
@@ -60,6 +61,23 @@ def test_version_list_plugins_show_check(cli, toy_recipe):
     assert "${vars.size}" in cli("show", "--unresolved", str(toy_recipe)).stdout
     checked = cli("check", str(toy_recipe))
     assert checked.returncode == 0 and "ok" in checked.stdout
+
+
+def test_show_prints_every_setting_and_the_result_is_a_recipe(cli, tmp_path):
+    from conftest import ROOT
+
+    shown = cli("show", str(ROOT / "recipes" / "hrnet_dark.yaml"))
+    assert shown.returncode == 0, shown.stderr
+    config = yaml.safe_load(shown.stdout)
+    assert config["components"]["decoders"]["dark"] == {"use": "dark", "blur_kernel": 11, "max_step": 1.0}
+    assert config["components"]["decoders"]["com"]["window"] == 7  # a default the recipe leaves out
+    assert config["monitors"]["console"]["use"] == "console"  # the monitors every run has
+    assert config["monitors"]["jsonl"]["file"] == "metrics.jsonl"
+    assert config["data"]["val"]["workers"] == 0 and config["data"]["train"]["shuffle"] is True
+    assert config["train"]["optimizer"]["eps"] == 1e-8
+    (tmp_path / "shown.yaml").write_text(shown.stdout)
+    checked = cli("check", str(tmp_path / "shown.yaml"))
+    assert checked.returncode == 0, checked.stderr
 
 
 def test_overrides_after_options(cli, toy_recipe, tmp_path):
