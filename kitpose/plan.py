@@ -106,9 +106,12 @@ def _check_data_files(plan: Plan) -> None:
         for param, what in paths.items():
             value = spec.params.get(param)
             if isinstance(value, str) and value and not Path(value).exists():
-                hint = (f"point data.root at the dataset (now {root}): data.root=/path/to/it"
-                        if isinstance(root, str) else f"check {spec.path}.{param}")
-                raise RecipeError(f"{what} not found: {value}", file=plan.recipe.file,
+                where = "" if Path(value).is_absolute() else f" (relative to the current folder, {Path.cwd()})"
+                under_root = isinstance(root, str) and root and Path(value).parts[:len(Path(root).parts)] \
+                    == Path(root).parts
+                hint = (f"point data.root at the dataset (now {root}): data.root=/path/to/it" if under_root
+                        else f"check {spec.path}.{param}")
+                raise RecipeError(f"{what} not found: {value}{where}", file=plan.recipe.file,
                                   path=f"{spec.path}.{param}", hint=hint)
 
 

@@ -27,6 +27,9 @@ SIZE = 160
 SUBJECTS = (1, 5, 9, 11)
 SEQUENCES = ("Directions_1", "TakingPhoto")  # the second is Human3.6M's other spelling of Photo
 FRAMES = 4
+ANNOTATIONS = Path("annotation_body3d") / "fps10"
+ANN = ANNOTATIONS / "h36m_train.npz"
+CAMERA_FILE = Path("annotation_body3d") / "cameras.pkl"
 
 
 def look_at(centre, target=(0.0, 0.0, 900.0)):
@@ -56,8 +59,11 @@ def opencv_projection(world, cam):
     return out.reshape(-1, 2)
 
 
-def make_h36m(root: Path, *, seed: int = 0) -> dict:
-    """Write annot/h36m.npz, cameras.pkl and images/ under ``root``; return the truth."""
+def make_h36m(root: Path, *, seed: int = 0, world_mm: bool = False) -> dict:
+    """Write mmpose's layout under ``root`` (annotation_body3d/fps10/h36m_{train,test}.npz, both
+    holding every subject, annotation_body3d/cameras.pkl, images/); return the truth. S holds
+    camera-frame metres keyed ('S1', '54138969') as mmpose's files do, or with ``world_mm``
+    world millimetres with cameras keyed (1, 1) and named, as other camera files do."""
     rng = np.random.default_rng(seed)
     cams = make_cameras()
     names, centres, scales, parts, worlds, cam_points = [], [], [], [], [], []
@@ -78,17 +84,25 @@ def make_h36m(root: Path, *, seed: int = 0) -> dict:
                     centres.append((lo + hi) / 2)
                     scales.append((hi - lo).max() * 1.2 / 200)
                     parts.append(np.concatenate([xy, np.ones((17, 1))], 1))
-                    worlds.append(np.concatenate([world, np.ones((17, 1))], 1))
-                    cam_points.append((world - cam["T"]) @ cam["R"].T)
-    (root / "annot").mkdir(parents=True, exist_ok=True)
+                    in_camera = (world - cam["T"]) @ cam["R"].T
+                    stored = world if world_mm else in_camera / 1000.0
+                    worlds.append(np.concatenate([stored, np.ones((17, 1))], 1))
+                    cam_points.append(in_camera)
+    (root / ANNOTATIONS).mkdir(parents=True, exist_ok=True)
     arrays = {"imgname": np.array(names), "center": np.array(centres), "scale": np.array(scales),
               "part": np.array(parts), "S": np.array(worlds)}
-    np.savez(root / "annot" / "h36m.npz", **arrays)
+    for split in ("train", "test"):
+        np.savez(root / ANNOTATIONS / f"h36m_{split}.npz", **arrays)
     table = {}
     for s in SUBJECTS:
         for i, (cam_id, cam) in enumerate(cams.items()):
-            table[s, i + 1] = {**cam, "name": cam_id}
-    with open(root / "cameras.pkl", "wb") as handle:
+            if world_mm:
+                table[s, i + 1] = {**cam, "name": cam_id}
+            else:  # metres, column vectors, string keys
+                table[f"S{s}", cam_id] = {"R": cam["R"], "T": cam["T"].reshape(3, 1) / 1000.0,
+                                          "f": cam["f"].reshape(2, 1), "c": cam["c"].reshape(2, 1),
+                                          "k": cam["k"].reshape(3, 1), "p": cam["p"].reshape(2, 1)}
+    with open(root / CAMERA_FILE, "wb") as handle:
         pickle.dump(table, handle)
     return {"arrays": arrays, "cameras": cams, "camera_points": np.array(cam_points), "root": root}
 
@@ -100,8 +114,8 @@ def fixture(tmp_path_factory):
 
 def h36m(fx, ann=None, **params):
     root = fx["root"]
-    return kitpose.build("dataset", "h36m", ann_file=str(ann or root / "annot" / "h36m.npz"),
-                         image_dir=str(root / "images"), camera_file=str(root / "cameras.pkl"), **params)
+    return kitpose.build("dataset", "h36m", ann_file=str(ann or root / ANN),
+                         image_dir=str(root / "images"), camera_file=str(root / CAMERA_FILE), **params)
 
 
 def test_image_names_give_subject_action_camera():
@@ -159,6 +173,14 @@ def test_projection_by_hand_with_tangential_distortion():
     np.testing.assert_allclose(got[0], want, rtol=1e-12)
     batch = project(np.stack([point, point]), np.stack([camera, camera]), np.array([[k1, k2, k3, p1, p2]] * 2))
     np.testing.assert_allclose(batch[:, 0], [want, want], rtol=1e-12)
+    # one point per camera: [B, 3] with [B, 4] and [B, 5]
+    rows = project(point.repeat(3, 0), np.stack([camera] * 3), np.array([[k1, k2, k3, p1, p2]] * 3))
+    assert rows.shape == (3, 2)
+    # a value worked out on paper: x = 0.1, y = 0, only tangential terms p1 = 0.01, p2 = 0.02:
+    # r2 = 0.01, x' = 0.1 (1 + 0.02 x 0.1) + 0.02 x 0.01 = 0.1004, y' = 0.01 x 0.01 = 0.0001
+    paper = project(np.array([[100.0, 0.0, 1000.0]]), np.array([1000.0, 1000.0, 0.0, 0.0]),
+                    [0, 0, 0, 0.01, 0.02])
+    np.testing.assert_allclose(paper[0], [100.4, 0.1], rtol=1e-12)
 
 
 def test_subjects_cameras_and_frames_select_records(fixture):
@@ -169,7 +191,7 @@ def test_subjects_cameras_and_frames_select_records(fixture):
     only = h36m(fixture, subjects=["S9"])
     assert len(only) == per_subject and {int(only[i]["subject"]) for i in range(len(only))} == {9}
     assert len(h36m(fixture, subjects=[9, 11], cameras=[1])) == 2 * len(SEQUENCES) * FRAMES
-    assert h36m(fixture, cameras=[CAMERAS[1]]).names == h36m(fixture, cameras=[2]).names
+    assert list(h36m(fixture, cameras=[CAMERAS[1]]).names) == list(h36m(fixture, cameras=[2]).names)
     every = h36m(fixture, every=2)
     assert len(every) == len(h36m(fixture)) // 2
     assert {name[-10:-4] for name in every.names} == {"000001", "000003"}
@@ -207,12 +229,12 @@ def test_bad_records_name_the_file_and_record(fixture, tmp_path):
 
 
 def test_missing_camera_and_image(fixture, tmp_path):
-    with open(fixture["root"] / "cameras.pkl", "rb") as handle:
+    with open(fixture["root"] / CAMERA_FILE, "rb") as handle:
         table = pickle.load(handle)
-    del table[9, 2]
+    del table["S9", CAMERAS[1]]
     cameras = tmp_path / "cameras.pkl"
     cameras.write_bytes(pickle.dumps(table))
-    params = {"ann_file": str(fixture["root"] / "annot" / "h36m.npz"), "image_dir": str(fixture["root"] / "images")}
+    params = {"ann_file": str(fixture["root"] / ANN), "image_dir": str(fixture["root"] / "images")}
     with pytest.raises(KitposeError, match=rf"record \d+ \(S9/S9_\w+\.{CAMERAS[1]}/.*\): no camera \(S9, {CAMERAS[1]}\) "
                                            rf"in {cameras}"):
         kitpose.build("dataset", "h36m", camera_file=str(cameras), **params)
@@ -233,7 +255,7 @@ def test_a_camera_file_cannot_run_code(fixture, tmp_path):
     evil = tmp_path / "cameras.pkl"
     evil.write_bytes(pickle.dumps({(1, 1): {"R": Payload()}}))
     with pytest.raises(KitposeError, match=r"cameras\.pkl: not a camera file: .*system is not allowed"):
-        kitpose.build("dataset", "h36m", ann_file=str(fixture["root"] / "annot" / "h36m.npz"),
+        kitpose.build("dataset", "h36m", ann_file=str(fixture["root"] / ANN),
                       image_dir=str(fixture["root"] / "images"), camera_file=str(evil))
     assert not (tmp_path / "pwned").exists()
 
@@ -288,13 +310,11 @@ def test_check_without_the_data_names_the_override(tmp_path):
 
 
 def test_recipe_trains_one_epoch_on_the_fixture(fixture, tmp_path):
-    root = fixture["root"]
-    ann = root / "annot" / "h36m.npz"
-    shrink = [f"data.root={root}", "vars.depth=18", "vars.features=128", "+components.backbone.base_channels=16",
-              "+components.head.deconv_channels=32", "vars.input_size=64", "vars.heatmap_size=16", "vars.depth_bins=8",
-              "train.epochs=1", "data.val.dataset.every=1"]
+    shrink = [f"data.root={fixture['root']}", "vars.depth=18", "vars.features=128",
+              "+components.backbone.base_channels=16", "+components.head.deconv_channels=32", "vars.input_size=64",
+              "vars.heatmap_size=16", "vars.depth_bins=8", "train.epochs=1", "data.val.dataset.every=1"]
     for split in ("train", "val", "test"):
-        shrink += [f"data.{split}.dataset.ann_file={ann}", f"data.{split}.workers=0", f"data.{split}.batch_size=8"]
+        shrink += [f"data.{split}.workers=0", f"data.{split}.batch_size=8"]
     out = run_recipe(str(ROOT / "recipes" / "integral_h36m.yaml"), shrink, run_dir=str(tmp_path / "run"))
     row = out["output"]
     assert set(row) == {"MPJPE", "PA-MPJPE"} and all(np.isfinite(v) and v > 0 for v in row.values())
@@ -314,3 +334,59 @@ def test_grouped_metrics_pass_the_metric_contract():
     for name in ("mpjpe", "pa_mpjpe"):
         assert check_metric(name, keypoint_dims=3, params={"groups": list(ACTIONS), "group_by": "action"},
                             inputs={"group": group})
+
+
+def test_world_millimetre_files_and_both_translation_conventions(tmp_path, fixture):
+    other = make_h36m(tmp_path / "world", world_mm=True)
+    params = {"ann_file": str(other["root"] / ANN), "image_dir": str(other["root"] / "images")}
+    world = kitpose.build("dataset", "h36m", camera_file=str(other["root"] / CAMERA_FILE), frame="world",
+                          unit="mm", **params)
+    np.testing.assert_allclose(world.points_3d, other["camera_points"], atol=1e-2)
+    # the same cameras as X_camera = R X + T (T = -R C)
+    with open(other["root"] / CAMERA_FILE, "rb") as handle:
+        table = pickle.load(handle)
+    for cam in table.values():
+        cam["T"] = -cam["R"] @ cam["T"]
+    offset = tmp_path / "offset.pkl"
+    offset.write_bytes(pickle.dumps(table, protocol=2))  # an old protocol still loads
+    moved = kitpose.build("dataset", "h36m", camera_file=str(offset), frame="world", unit="mm",
+                          translation="offset", **params)
+    np.testing.assert_allclose(moved.points_3d, other["camera_points"], atol=1e-2)
+    # settings that do not fit the file are refused in one line that names the ones that do
+    with pytest.raises(KitposeError, match=r"h36m_train\.npz: the 3D joints do not project onto the 2D joints with "
+                                           r"frame: camera, unit: m, translation: center .*; these fit it: "
+                                           r"frame: world, unit: mm, translation: center"):
+        kitpose.build("dataset", "h36m", camera_file=str(other["root"] / CAMERA_FILE), **params)
+
+
+def test_projected_keypoints_agree_with_the_3d_joints(fixture):
+    given, projected = h36m(fixture), h36m(fixture, keypoints_2d="projected")
+    s = projected[0]
+    np.testing.assert_allclose(s["keypoints"], project(s["keypoints_3d"], s["camera"]), atol=1e-3)
+    # the file's 2D joints carry the lens distortion, the projected ones do not
+    assert np.abs(given[0]["keypoints"] - s["keypoints"]).max() > 0.5
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_camera_files_of_every_pickle_protocol_load(fixture, tmp_path, protocol):
+    with open(fixture["root"] / CAMERA_FILE, "rb") as handle:
+        table = pickle.load(handle)
+    path = tmp_path / "cameras.pkl"
+    path.write_bytes(pickle.dumps(table, protocol=protocol))
+    ds = kitpose.build("dataset", "h36m", ann_file=str(fixture["root"] / ANN),
+                       image_dir=str(fixture["root"] / "images"), camera_file=str(path))
+    np.testing.assert_allclose(ds.intrinsics[0], [150.0, 148.0, 81.0, 78.5])
+
+
+def test_image_names_stored_as_bytes(fixture, tmp_path):
+    names = fixture["arrays"]["imgname"].astype(bytes)
+    ds = h36m(fixture, _write(fixture, tmp_path, imgname=names))
+    assert len(ds) == len(names) and ds[0]["image"].shape == (SIZE, SIZE, 3)
+
+
+def test_the_recipe_names_the_actions_in_the_datasets_order():
+    from kitpose.recipe import load_recipe
+
+    recipe = load_recipe(str(ROOT / "recipes" / "integral_h36m.yaml"))
+    assert tuple(recipe.select("vars.actions")) == ACTIONS
+    assert recipe.select("components.metrics.mpjpe.groups") == list(ACTIONS)

@@ -60,8 +60,6 @@ class AnnotationRecords:
 
     what = "record"
     keypoints: np.ndarray
-    #: parameters naming files and folders that must exist (``kitpose check`` looks for them)
-    paths = {"ann_file": "annotation file", "image_dir": "image folder"}
 
     def __init__(self, name: str, ann_file: str, image_dir: str, skip_invalid: bool) -> None:
         self.ann_file, self.image_dir = str(ann_file), Path(image_dir)

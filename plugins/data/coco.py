@@ -40,6 +40,8 @@ class CocoKeypoints(AnnotationRecords):
     """
 
     provides = ("head_size", "bbox", "area", "image_id", "annotation_id")
+    #: parameters naming files and folders that must exist (``kitpose check`` looks for them)
+    paths = {"ann_file": "annotation file", "image_dir": "image folder"}
     joint_names = COCO.joint_names
     flip_pairs = COCO.flip_pairs
     skeleton = COCO.skeleton

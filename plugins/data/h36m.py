@@ -7,9 +7,13 @@ The annotation file holds one record per image and person:
   action and camera are read from the file name (``S1``, ``Directions``, ``54138969``);
 - ``center`` [N, 2] and ``scale`` [N]: the person box, a square of 200 * scale pixels;
 - ``part`` [N, 17, 3]: 2D joints in image pixels and their visibility;
-- ``S`` [N, 17, 4]: 3D joints and their visibility, in world coordinates (``frame:
-  world``, moved into the camera with ``cameras.pkl``) or already in the camera's
-  (``frame: camera``), in millimetres (``unit: mm``) or metres.
+- ``S`` [N, 17, 4]: 3D joints and their visibility, in the camera's coordinates and in
+  metres as mmpose's ``preprocess_h36m.py`` writes them (the defaults ``frame: camera``,
+  ``unit: m``), or in world coordinates (``frame: world``, moved into each camera with
+  ``cameras.pkl``) and millimetres (``unit: mm``, which applies to the cameras' T too).
+  When the dataset is built, a few records of every subject and camera are projected and
+  compared with ``part``: settings that do not fit the file are one line naming the ones
+  that do.
 
 ``cameras.pkl`` is a dict keyed by ``(subject, camera)``, e.g. ``(1, 1)``, ``(1,
 '54138969')`` or ``('S1', '54138969')``, of ``{R, T, f, c, k, p}``: ``X_camera = R (X -
@@ -21,6 +25,7 @@ arrays only, so a camera file cannot run code.
 """
 from __future__ import annotations
 
+import itertools
 import pickle
 import re
 from collections.abc import Mapping, Sequence
@@ -48,6 +53,10 @@ CAMERAS: tuple[str, ...] = ("54138969", "55011271", "58860488", "60457274")
 SUBJECTS = {"train": (1, 5, 6, 7, 8), "test": (9, 11)}
 _NAME = re.compile(r"S(?P<subject>\d+)_(?P<action>[A-Za-z]+)[^./]*?[._ ](?P<camera>\d{8})(?:[._](?P<frame>\d+))?")
 _ARRAYS = ("imgname", "center", "scale", "part", "S")
+#: the range a person's 3D joints span along their widest axis, in mm, in any plausible recording
+_PERSON_MM = (300.0, 4000.0)
+#: how S and the cameras may be stored (the consistency check tries each to suggest the one that fits)
+_GEOMETRY = {"frame": ("camera", "world"), "unit": ("m", "mm"), "translation": ("center", "offset")}
 _LAYOUT = "imgname [N], center [N, 2], scale [N], part [N, 17, 3] and S [N, 17, 4]"
 
 
@@ -59,15 +68,17 @@ def project(points: np.ndarray, camera: np.ndarray, distortion: np.ndarray | Non
     Leading dimensions broadcast with ``camera`` ``[..., 4]``."""
     points = np.asarray(points, dtype=np.float64)
     camera = np.asarray(camera, dtype=np.float64)
+    if camera.ndim == points.ndim - 1:  # one camera per set of joints
+        camera = camera[..., None, :]
     xy = points[..., :2] / points[..., 2:3]
     if distortion is not None:
-        k1, k2, k3, p1, p2 = np.moveaxis(np.asarray(distortion, dtype=np.float64), -1, 0)
-        k1, k2, k3, p1, p2 = (v[..., None] for v in (k1, k2, k3, p1, p2))
+        d = np.asarray(distortion, dtype=np.float64)
+        if d.ndim == points.ndim - 1:
+            d = d[..., None, :]
+        k1, k2, k3, p1, p2 = (d[..., i] for i in range(5))
         r2 = (xy ** 2).sum(-1)
         scale = 1 + k1 * r2 + k2 * r2 ** 2 + k3 * r2 ** 3 + p1 * xy[..., 1] + p2 * xy[..., 0]
         xy = xy * scale[..., None] + np.stack([p2 * r2, p1 * r2], -1)
-    if camera.ndim == points.ndim - 1:  # one camera per set of joints
-        camera = camera[..., None, :]
     return xy * camera[..., :2] + camera[..., 2:]
 
 
@@ -86,7 +97,9 @@ class _NumbersOnly(pickle.Unpickler):
 
     _ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
                 ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
-                ("numpy._core.multiarray", "scalar"), ("builtins", "slice"), ("collections", "OrderedDict")}
+                ("numpy._core.multiarray", "scalar"), ("numpy.core.numeric", "_frombuffer"),
+                ("numpy._core.numeric", "_frombuffer"), ("_codecs", "encode"), ("builtins", "slice"),
+                ("collections", "OrderedDict")}
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) in self._ALLOWED:
@@ -115,11 +128,12 @@ def read_cameras(path: str) -> dict[tuple[int, str], dict[str, np.ndarray]]:
     :class:`DataError` naming the file and the entry."""
     try:
         with open(path, "rb") as handle:
-            raw = _NumbersOnly(handle).load()
+            raw = _NumbersOnly(handle, encoding="latin1").load()  # latin1: pickles written by Python 2
     except FileNotFoundError:
         raise DataError("camera file not found", file=path,
                         hint="check camera_file (or data.root=/path/to/h36m)") from None
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, MemoryError,
+            RecursionError, IndexError, KeyError) as exc:
         raise DataError(f"not a camera file: {exc}", file=path,
                         hint="give a pickled dict {(subject, camera): {R, T, f, c, k, p}} of numbers and arrays") \
             from None
@@ -176,6 +190,33 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _to_camera(world: np.ndarray, keys: Sequence[tuple[int, str]],
+               table: Mapping[tuple[int, str], Mapping[str, np.ndarray]], *, frame: str, unit: str,
+               translation: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Camera-frame joints in mm (``unit`` applies to S and to the cameras' T), intrinsics and
+    distortion per record, one camera at a time."""
+    scale = 1000.0 if unit == "m" else 1.0
+    points = world[..., :3] * scale
+    out = np.empty_like(points)
+    intrinsics = np.empty((len(keys), 4))
+    distortion = np.empty((len(keys), 5))
+    _, group = np.unique(np.array([f"{s}:{c}" for s, c in keys]), return_inverse=True)
+    for g in range(int(group.max()) + 1 if len(group) else 0):  # at most 11 subjects x 4 cameras
+        rows = np.flatnonzero(group == g)
+        cam = table[keys[rows[0]]]
+        if frame == "camera":
+            out[rows] = points[rows]
+        elif translation == "center":
+            out[rows] = (points[rows] - cam["T"] * scale) @ cam["R"].T
+        else:
+            out[rows] = points[rows] @ cam["R"].T + cam["T"] * scale
+        intrinsics[rows] = np.r_[cam["f"], cam["c"]]
+        distortion[rows] = np.r_[cam["k"], cam["p"]]
+    visible = world[..., 3:] > 0
+    return (np.where(visible, out, 0.0).astype(np.float32), intrinsics.astype(np.float32),
+            distortion.astype(np.float32))
+
+
 class Human36M(AnnotationRecords):
     """Human3.6M (17 joints, 2D and 3D) from the preprocessed .npz and cameras.pkl, for top-down crops.
 
@@ -183,16 +224,21 @@ class Human36M(AnnotationRecords):
     ``split`` (``train`` or ``test``: the standard protocol's subjects, S1, S5, S6, S7, S8
     and S9, S11) or ``subjects`` (a list such as ``[S9, S11]`` or ``[9, 11]``; overrides
     ``split``; neither: every subject); ``cameras`` (a subset, by id ``54138969`` or index
-    1-4); ``every`` (keep every n-th frame of each sequence and camera); ``root`` (the
-    joint protocol 1 aligns on: 0, the pelvis; records without its 3D label are
-    rejected); ``frame``, ``unit``, ``translation`` (how ``S`` and the cameras are
-    stored, see the module); ``skip_invalid`` (bad records and missing images are left
-    out, counted and reported once, instead of raising).
+    1-4); ``every`` (keep every n-th record of each sequence and camera, in frame order:
+    on mmpose's 10 fps files, which hold every 5th video frame, ``every: 64`` keeps every
+    320th frame); ``root`` (the joint protocol 1 aligns on: 0, the pelvis; records
+    without its 3D label are rejected); ``frame``, ``unit``, ``translation`` (how ``S``
+    and the cameras are stored, see the module); ``keypoints_2d``: ``annotation`` (the
+    file's ``part``, which includes the lens distortion) or ``projected`` (the pinhole
+    projection of the 3D joints, so that 2D and 3D agree exactly, as Sun et al. train);
+    ``skip_invalid`` (bad records and missing images are left out, counted and reported
+    once, instead of raising).
 
     Each sample: ``image`` (RGB uint8), ``keypoints`` [17, 2] px, ``visible`` [17] (2D
     and 3D labels both present), ``keypoints_3d`` [17, 3] camera frame, mm, ``camera``
-    (fx, fy, cx, cy), ``distortion`` (k1, k2, k3, p1, p2; the transforms leave it as it
-    is), ``bbox`` (x, y, w, h), ``action`` (index into :data:`ACTIONS`) and ``subject``.
+    (fx, fy, cx, cy), ``distortion`` (k1, k2, k3, p1, p2 of the original camera: the
+    transforms do not update it), ``bbox`` (x, y, w, h), ``action`` (index into
+    :data:`ACTIONS`) and ``subject``.
     """
 
     provides = ("keypoints_3d", "camera", "distortion", "bbox", "action", "subject")
@@ -207,8 +253,9 @@ class Human36M(AnnotationRecords):
                  split: Literal["train", "test"] | None = None, subjects: Sequence[int | str] | None = None,
                  cameras: Sequence[int | str] | None = None, every: Annotated[int, Range(1, None)] = 1,
                  root: Annotated[int, Range(0, NUM_JOINTS - 1)] = 0,
-                 frame: Literal["world", "camera"] = "world", unit: Literal["mm", "m"] = "mm",
-                 translation: Literal["center", "offset"] = "center", skip_invalid: bool = False) -> None:
+                 frame: Literal["camera", "world"] = "camera", unit: Literal["m", "mm"] = "m",
+                 translation: Literal["center", "offset"] = "center",
+                 keypoints_2d: Literal["annotation", "projected"] = "annotation", skip_invalid: bool = False) -> None:
         super().__init__("h36m", ann_file, image_dir, skip_invalid)
         self.camera_file = str(camera_file)
         self.root = int(root)
@@ -253,19 +300,61 @@ class Human36M(AnnotationRecords):
                 hint="check split / subjects / cameras, and that ann_file is the Human3.6M .npz")
         self.skipped.report(len(index))
         self.records = index
-        self.names = [names[i] for i in index]
+        #: a numpy array, not a list: DataLoader workers then share it instead of copying it page by page
+        self.names = np.array([names[i] for i in index])
         meta = [parsed[i] for i in index]
         self.subject_ids = np.array([m[0] for m in meta], dtype=np.int64)
         self.action_ids = np.array([ACTIONS.index(m[1]) for m in meta], dtype=np.int64)
-        self.camera_ids = [m[2] for m in meta]
-        self.keypoints = part[index]
+        self.camera_ids = np.array([m[2] for m in meta])
+        self.keypoints = part[index].astype(np.float32)
         self.labelled_3d = world[index, :, 3] > 0
         side = PIXEL_STD * scale[index]
         self.boxes = np.stack([center[index, 0] - side / 2, center[index, 1] - side / 2, side, side], 1) \
             .astype(np.float32)
-        self.points_3d, self.intrinsics, self.distortion = self._to_camera(
-            world[index], [(m[0], m[2]) for m in meta], camera_table, frame, 1000.0 if unit == "m" else 1.0,
-            translation)
+        keys = [(m[0], m[2]) for m in meta]
+        geometry = {"frame": frame, "unit": unit, "translation": translation}
+        self.points_3d, self.intrinsics, self.distortion = _to_camera(world[index], keys, camera_table, **geometry)
+        self._check_geometry(world[index], keys, camera_table, geometry)
+        if keypoints_2d == "projected":  # the pinhole projection of the 3D joints, as Sun et al. train on
+            xy = project(self.points_3d, self.intrinsics)
+            self.keypoints[..., :2] = np.where(self.labelled_3d[..., None], xy, 0.0)
+            self.keypoints[..., 2] = self.labelled_3d
+
+    def _check_geometry(self, world: np.ndarray, keys: Sequence[tuple[int, str]],
+                        table: Mapping[tuple[int, str], Mapping[str, np.ndarray]], geometry: Mapping[str, str]) -> None:
+        """The 3D joints, moved into each camera, must project onto the file's 2D joints: a few
+        records of every subject and camera are checked, so that a ``frame``, ``unit`` or
+        ``translation`` that does not fit the file is one line now, not wrong numbers later."""
+        _, first = np.unique(np.array([f"{s}:{c}" for s, c in keys]), return_index=True)
+        sample = np.unique(np.concatenate([first + k for k in range(4)]).clip(0, len(keys) - 1))
+        sample_keys = [keys[i] for i in sample]
+
+        def error(**settings: str) -> tuple[float, str]:
+            points, intrinsics, distortion = _to_camera(world[sample], sample_keys, table, **settings)
+            labelled = (self.keypoints[sample, :, 2] > 0) & self.labelled_3d[sample]
+            if (points[:, self.root, 2] <= 0).any():
+                return float("inf"), "the root joint lies behind the camera"
+            # a projection cannot tell metres from millimetres: the people's size can
+            span = np.where(self.labelled_3d[sample, :, None], points, np.nan)
+            size = float(np.nanmedian((np.nanmax(span, 1) - np.nanmin(span, 1)).max(-1)))
+            if not _PERSON_MM[0] <= size <= _PERSON_MM[1]:
+                return float("inf"), f"people {size:.3g} mm across"
+            with np.errstate(all="ignore"):
+                xy = project(points, intrinsics, distortion)
+            gap = np.linalg.norm(xy - self.keypoints[sample, :, :2], axis=-1)[labelled]
+            return (float(np.median(gap)) if gap.size else 0.0), ""
+
+        median, why = error(**geometry)
+        tolerance = max(5.0, 0.05 * float(np.median(self.boxes[sample, 2])))
+        if median <= tolerance:
+            return
+        fits = [dict(zip(geometry, combo)) for combo in itertools.product(*_GEOMETRY.values())
+                if error(**dict(zip(geometry, combo)))[0] <= tolerance]
+        now = ", ".join(f"{k}: {v}" for k, v in geometry.items())
+        hint = ("these fit it: " + ", ".join(f"{k}: {v}" for k, v in fits[0].items()) if fits
+                else "check the file's S array and cameras.pkl")
+        raise DataError(f"the 3D joints do not project onto the 2D joints with {now} ("
+                        + (why or f"median {median:.0f} px apart") + ")", file=self.ann_file, hint=hint)
 
     @staticmethod
     def _subjects(split: str | None, subjects: Sequence[int | str] | None) -> set[int] | None:
@@ -297,7 +386,7 @@ class Human36M(AnnotationRecords):
                             file=self.ann_file, hint="every array needs one entry per record")
         n = lengths["imgname"]
         try:
-            names = [str(v) for v in arrays["imgname"].reshape(n)]
+            names = [v.decode() if isinstance(v, bytes) else str(v) for v in arrays["imgname"].reshape(n)]
             center = np.asarray(arrays["center"], dtype=np.float64).reshape(n, 2)
             scale = np.asarray(arrays["scale"], dtype=np.float64).reshape(n)
             part = np.asarray(arrays["part"], dtype=np.float64).reshape(n, NUM_JOINTS, 3)
@@ -349,37 +438,12 @@ class Human36M(AnnotationRecords):
             self._invalid(where, problem)
         return ~bad
 
-    @staticmethod
-    def _to_camera(world: np.ndarray, keys: Sequence[tuple[int, str]],
-                   table: Mapping[tuple[int, str], Mapping[str, np.ndarray]], frame: str, unit: float,
-                   translation: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Camera-frame joints in mm, intrinsics and distortion per record, one camera at a time."""
-        points = world[..., :3] * unit
-        out = np.empty_like(points)
-        intrinsics = np.empty((len(keys), 4))
-        distortion = np.empty((len(keys), 5))
-        _, group = np.unique(np.array([f"{s}:{c}" for s, c in keys]), return_inverse=True)
-        for g in range(int(group.max()) + 1 if len(group) else 0):  # at most 7 subjects x 4 cameras
-            rows = np.flatnonzero(group == g)
-            cam = table[keys[rows[0]]]
-            if frame == "camera":
-                out[rows] = points[rows]
-            elif translation == "center":
-                out[rows] = (points[rows] - cam["T"]) @ cam["R"].T
-            else:
-                out[rows] = points[rows] @ cam["R"].T + cam["T"]
-            intrinsics[rows] = np.r_[cam["f"], cam["c"]]
-            distortion[rows] = np.r_[cam["k"], cam["p"]]
-        visible = world[..., 3:] > 0
-        return (np.where(visible, out, 0.0).astype(np.float32), intrinsics.astype(np.float32),
-                distortion.astype(np.float32))
-
     def __repr__(self) -> str:
         return f"Human36M({self.ann_file!r}, {len(self)} records)"
 
     def _load(self, i: int) -> dict[str, Any]:
         record = f"record {self.records[i]}"
-        image = read_image(self.image_dir / self.names[i], record)
+        image = read_image(self.image_dir / str(self.names[i]), record)
         kps = self.keypoints[i]
         visible = (kps[:, 2] > 0) & self.labelled_3d[i]
         h, w = image.shape[:2]

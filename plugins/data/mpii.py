@@ -40,6 +40,8 @@ class MpiiJson(AnnotationRecords):
     """
 
     provides = ("head_size", "bbox")
+    #: parameters naming files and folders that must exist (``kitpose check`` looks for them)
+    paths = {"ann_file": "annotation file", "image_dir": "image folder"}
     joint_names = MPII.joint_names
     flip_pairs = MPII.flip_pairs
     skeleton = MPII.skeleton
