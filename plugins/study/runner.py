@@ -239,9 +239,11 @@ class RunTimes:
         if not known:
             return "Run time: not recorded (runs made before the study kept times)."
         total = sum(known)
-        what = f"{len(known)} runs" if len(known) == len(names) else f"{len(known)} of {len(names)} runs (the others not recorded)"
-        return (f"Run time: {int(total // 3600)} h {int(total % 3600 // 60)} min {int(total % 60)} s for {what}, "
-                f"{min(known) / 60:.1f}-{max(known) / 60:.1f} min each.")
+        runs = "1 run" if len(names) == 1 else f"{len(names)} runs"
+        what = runs if len(known) == len(names) else f"{len(known)} of {runs} (the others not recorded)"
+        each = (f"{known[0] / 60:.1f} min" if len(known) == 1
+                else f"{min(known) / 60:.1f}-{max(known) / 60:.1f} min each")
+        return f"Run time: {int(total // 3600)} h {int(total % 3600 // 60)} min {int(total % 60)} s for {what}, {each}."
 
 
 #: what a study writes in its folder (besides the runs' own folders)
