@@ -43,6 +43,20 @@ def paired_ms(ours: Callable[[], object], reference: Callable[[], object], round
     return summary(mine), summary(theirs), statistics.median(ratios)
 
 
+def synced(fn: Callable[[], Any], device: str) -> Callable[[], Any]:
+    """``fn``, waiting for the device to finish its work (CUDA runs asynchronously)."""
+    if not str(device).startswith("cuda"):
+        return fn
+    import torch
+
+    def call() -> Any:
+        out = fn()
+        torch.cuda.synchronize()
+        return out
+
+    return call
+
+
 def wait_policy() -> str:
     """How idle OpenMP threads wait, for the header line.
 
@@ -76,6 +90,8 @@ def codec_arguments(description: str) -> argparse.Namespace:
     parser.add_argument("--threads", type=positive, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--load", type=int, default=0, metavar="N",
                         help="keep N busy processes running while timing: a loaded machine (default 0)")
+    parser.add_argument("--device", default="cpu",
+                        help="where kitpose's side runs: cpu (default) or cuda; the references stay on the CPU")
     parser.add_argument("--policies", action="store_true",
                         help="run once with OMP_WAIT_POLICY=ACTIVE and once with PASSIVE")
     args = parser.parse_args()
@@ -121,7 +137,8 @@ def load(processes: int) -> Iterator[None]:
 def header(what: str, batch: int, args: argparse.Namespace, extra: str = "") -> str:
     """The first line of a table: the shape, threads, wait policy, load and timing scheme."""
     busy = f", {args.load} busy processes alongside" if args.load else ""
-    return (f"{what} B={batch} K={args.joints}{extra}, torch threads {args.threads} ({wait_policy()}){busy}, "
+    where = f", kitpose on {args.device}" if args.device != "cpu" else ""
+    return (f"{what} B={batch} K={args.joints}{extra}{where}, torch threads {args.threads} ({wait_policy()}){busy}, "
             f"{args.rounds} rounds of {args.calls} kitpose calls and 1 reference call; "
             f"speed-up = median over rounds of reference / kitpose's best call in the round")
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import kitpose
-from _timing import codec_arguments, header, paired_ms, run_tables
+from _timing import codec_arguments, header, paired_ms, run_tables, synced
 
 HEIGHT, WIDTH, SIGMA = 64, 48, 2.0
 
@@ -249,9 +249,11 @@ def table(batch: int, args, ratios: dict[str, dict[int, float]]) -> None:
     print(f"{'':<13}{'best / median':>18}{'best / median':>20}{'(median)':>10}")
     for name, params, inputs, reference in cases:
         dec = kitpose.build("decoder", name, **params)
-        ours, theirs, speedup = paired_ms(lambda: dec(heatmaps=inputs), reference, args.rounds, args.calls)
+        placed = inputs.to(args.device)
+        ours, theirs, speedup = paired_ms(synced(lambda: dec(heatmaps=placed), args.device), reference,
+                                          args.rounds, args.calls)
         ratios.setdefault(name, {})[batch] = speedup
-        got = dec(heatmaps=inputs)["keypoints"].double().numpy()
+        got = dec(heatmaps=placed)["keypoints"].double().cpu().numpy()
         note = ""
         if name == "dark":  # compared where the reference takes its Newton step
             want, stepped = ref_dark(array)

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import kitpose
-from _timing import codec_arguments, header, paired_ms, run_tables
+from _timing import codec_arguments, header, paired_ms, run_tables, synced
 
 HEIGHT, WIDTH, STRIDE, SIGMA, RADIUS = 64, 48, 4, 2.0, 15.0
 
@@ -188,10 +188,11 @@ def table(batch: int, args, ratios: dict[str, dict[int, float]]) -> None:
     print(f"{'':<22}{'best / median':>18}{'best / median':>20}{'(median)':>10}")
     for label, name, params, reference in cases:
         enc = kitpose.build("encoder", name, **common, **params)
-        ours, theirs, speedup = paired_ms(lambda: enc(keypoints=points, visible=visible),
+        placed, seen = points.to(args.device), visible.to(args.device)
+        ours, theirs, speedup = paired_ms(synced(lambda: enc(keypoints=placed, visible=seen), args.device),
                                           lambda: reference(array, shown), args.rounds, args.calls)
         ratios.setdefault(label, {})[batch] = speedup
-        got = enc(keypoints=points, visible=visible)
+        got = {k: v.cpu() for k, v in enc(keypoints=placed, visible=seen).items()}
         want_maps, want_weights = reference(array, shown)
         peak = max(1.0, float(np.abs(want_maps).max()))  # megvii's maps peak at 255: compare in float32 steps
         diff = max(np.abs(got["heatmaps"].numpy() - want_maps).max() / peak,
