@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import textwrap
+from pathlib import Path
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -69,6 +70,25 @@ def build_parser() -> argparse.ArgumentParser:
     lst.add_argument("--filter", dest="pattern", default=None, metavar="GLOB", help="only names matching GLOB")
     lst.set_defaults(handler=cmd_list)
 
+    predict = sub.add_parser("predict", help="predict keypoints on images with a finished run's model")
+    predict.add_argument("run_dir", metavar="RUN_DIR", help="a folder 'kitpose run' wrote")
+    predict.add_argument("images", metavar="IMAGES", help="an image file or a folder of images")
+    predict.add_argument("--decoder", default=None, help="the test flow's decoder to use (default: val.branch)")
+    predict.add_argument("--boxes", default=None, metavar="DETECTIONS.json",
+                         help="COCO detection results (image_id, bbox, score); default: each whole image is one person")
+    predict.add_argument("--out", default=None, help="where to write (default: RUN_DIR/predict)")
+    predict.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    predict.add_argument("--batch", type=int, default=32, help="people per forward pass (default 32)")
+    predict.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    predict.set_defaults(handler=cmd_predict)
+
+    export = sub.add_parser("export", help="export a finished run's model (backbone and head) as ONNX")
+    export.add_argument("run_dir", metavar="RUN_DIR", help="a folder 'kitpose run' wrote")
+    export.add_argument("--format", default="onnx", choices=("onnx",))
+    export.add_argument("--out", default=None, help="the file to write (default: RUN_DIR/model.onnx)")
+    export.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    export.set_defaults(handler=cmd_export)
+
     plugins = sub.add_parser("plugins", help="list plugins with their distributions and status")
     plugins.set_defaults(handler=cmd_plugins)
 
@@ -93,6 +113,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     if recipe is None and args.resume in (None, "latest"):
         raise RecipeError("no recipe given", hint="kitpose run RECIPE, or kitpose run --resume RUN_DIR")
     run_recipe(recipe, overrides, resume=args.resume, run_dir=args.run_dir)
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    import json
+
+    import cv2
+
+    from kitpose.files import write_atomic
+    from kitpose.predict import Predictor, coco_results, draw, image_files, read_detections
+
+    files = image_files(args.images)
+    predictor = Predictor.from_run(args.run_dir, checkpoint=args.checkpoint, decoder=args.decoder,
+                                   device=args.device)
+    boxes = read_detections(args.boxes, files) if args.boxes else None
+    images = []
+    for file in files:
+        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+        if image is None:
+            raise KitposeError("cannot read the image", file=str(file))
+        images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    people = predictor(images, boxes, batch_size=max(1, args.batch), progress=sys.stderr.isatty())
+    out = Path(args.out) if args.out else Path(args.run_dir) / "predict"
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    results = coco_results(people, files)
+    write_atomic(out / "keypoints.json", json.dumps(results, indent=1))
+    for file, image, found in zip(files, images, people):
+        drawn = draw(image, found, predictor.skeleton)
+        cv2.imwrite(str(out / "images" / f"{file.stem}.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+    count = sum(len(p) for p in people)
+    print(f"predicted {count} {'person' if count == 1 else 'people'} in {len(files)} image"
+          f"{'' if len(files) == 1 else 's'} with decoder '{predictor.branch or 'output'}': "
+          f"{out / 'keypoints.json'} (COCO keypoint results), {out / 'images'}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from kitpose.export import export_onnx
+
+    out = Path(args.out) if args.out else Path(args.run_dir) / "model.onnx"
+    report = export_onnx(args.run_dir, out, checkpoint=args.checkpoint)
+    print(report)
     return 0
 
 

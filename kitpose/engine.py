@@ -95,6 +95,19 @@ def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
 
+def build_components(plan: Plan) -> dict[str, Any]:
+    """Every component of the plan but the metrics (the flows build those per branch): the
+    object, or ``{member: object}`` for a group."""
+    objects: dict[str, Any] = {}
+    for key, item in plan.components.items():
+        if isinstance(item, Group):
+            if item.kind != "metric":
+                objects[key] = {m: spec.build(plan.registry) for m, spec in item.members.items()}
+        elif item.kind != "metric":
+            objects[key] = item.build(plan.registry)
+    return objects
+
+
 class FlowModule(nn.Module):
     """Every module-type component in one ``nn.Module``; its forward runs the train flow."""
 
@@ -249,14 +262,7 @@ class Run:
     def build(self) -> None:
         """Build datasets, loaders, components, optimizer and scheduler."""
         plan = self.plan
-        self.objects: dict[str, Any] = {}
-        for key, item in plan.components.items():
-            if isinstance(item, Group):
-                if item.kind == "metric":
-                    continue
-                self.objects[key] = {m: spec.build(self.registry) for m, spec in item.members.items()}
-            elif item.kind != "metric":
-                self.objects[key] = item.build(self.registry)
+        self.objects = build_components(plan)
         self.module = FlowModule(self.objects).to(self.device)
         self.datasets: dict[str, PipelineDataset] = {}
         self.samplers: dict[str, Any] = {}

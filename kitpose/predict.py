@@ -1,0 +1,290 @@
+"""Predict keypoints on new images with a finished run: ``kitpose predict`` and :class:`Predictor`.
+
+The run's own recipe says how: its test transforms prepare each person (a ``top_down_affine``
+crops the box), its test flow, cut down to what the prediction depends on, runs the model and
+the decoder, and the prediction is the tensor the flow's metrics score as ``pred``. When the
+metrics compare it with the transformed ``keypoints`` it is in model-input pixels and is
+mapped back through the sample's ``matrix``; otherwise it is in image pixels already.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from kitpose.errors import KitposeError, RunError, suggestion
+
+#: the sample keys a prediction may use; every other one is a label, which new images lack
+_INPUTS = frozenset({"image", "bbox", "matrix", "index"})
+
+
+@dataclass
+class Person:
+    """One predicted person: ``keypoints`` [K, 2] in image pixels, ``scores`` [K] (the
+    decoder's confidence, or None when the flow gives none) and the ``box`` (x, y, w, h)."""
+
+    keypoints: np.ndarray
+    scores: np.ndarray | None
+    box: np.ndarray
+
+    @property
+    def score(self) -> float:
+        """The person's score: the mean of its keypoint scores (1.0 without scores)."""
+        return float(np.mean(self.scores)) if self.scores is not None and self.scores.size else 1.0
+
+
+class Predictor:
+    """A trained run's model with its pre- and post-processing, for images it has not seen.
+
+    ``Predictor.from_run("runs/hrnet_dark/...")(images, boxes)`` returns, per image, a list of
+    :class:`Person`. Boxes are (x, y, w, h) in pixels; without them each image is one person
+    whose box is the whole image. Inference is batched (``batch_size``).
+    """
+
+    def __init__(self, plan: Any, objects: Mapping[str, Any], module: Any, *, decoder: str | None,
+                 device: Any, run_dir: Path) -> None:
+        import torch
+
+        from kitpose.data import build_split
+        from kitpose.flow import Flow, FlowRunner
+
+        self.plan, self.objects, self.module, self.device, self.run_dir = plan, objects, module, device, run_dir
+        flow = plan.flow_for("test")
+        if flow is None:
+            raise RunError("the run's recipe has no test flow to predict with", file=str(run_dir / "recipe.yaml"))
+        scoring = [n for n in flow.nodes if n.is_metric and "pred" in n.inputs]
+        if not scoring:
+            raise RunError("the test flow scores no 'pred': nothing says which tensor is the prediction",
+                           file=str(run_dir / "recipe.yaml"))
+        self.pred = scoring[0].inputs["pred"]
+        self.in_model_pixels = scoring[0].inputs.get("target") == "keypoints"
+        wanted = [self.pred, *(n.outputs["scores"] for n in flow.nodes if "scores" in n.outputs)]
+        nodes = flow.upstream(wanted)
+        self.scores = next((n.outputs["scores"] for n in nodes if "scores" in n.outputs), None)
+        labels = sorted({name for n in nodes for name in n.inputs.values()} - _INPUTS
+                        - {name for n in nodes for name in n.produces()})
+        if labels:
+            raise RunError(f"the prediction '{self.pred}' needs {', '.join(map(repr, labels))}, which only "
+                           "a dataset's labels give", file=str(run_dir / "recipe.yaml"),
+                           hint="kitpose predict works with recipes whose test flow predicts from the image")
+        self.runner = FlowRunner(Flow(flow.name, nodes, flow.sources, flow.file), objects)
+        branches = [m for n in nodes if n.forks for m in n.members]
+        chosen = decoder or plan.settings["val"].get("branch") or (branches[0] if branches else None)
+        if branches and chosen not in branches:
+            raise KitposeError(f"no decoder '{chosen}' in the run's test flow{suggestion(str(chosen), branches)}",
+                               hint="its decoders are: " + ", ".join(branches))
+        self.branch = chosen if branches else ""
+        split = plan.splits.get("test") or plan.splits.get("val")
+        self.transforms = build_split(split, plan.registry).transforms if split is not None else []
+        first = next((m for m in module.modules() if isinstance(m, torch.nn.Conv2d)), None)
+        self.channels = first.in_channels if first is not None else 3
+        dataset = split.dataset.factory(plan.registry) if split is not None else None
+        #: the joint names of the data the run learnt from (COCO's, MPII's ...)
+        self.joint_names = tuple(getattr(dataset, "joint_names", ()) or ())
+        self.skeleton = tuple(getattr(dataset, "skeleton", ()) or ())
+
+    @classmethod
+    def from_run(cls, run_dir: str | Path, *, checkpoint: str = "best", decoder: str | None = None,
+                 device: str = "auto") -> Predictor:
+        """Load ``run_dir``'s recipe and ``checkpoints/{checkpoint}.pt`` (best or last)."""
+        import torch
+
+        from kitpose import checkpoint as checkpoints
+        from kitpose.engine import FlowModule, build_components, pick_device
+        from kitpose.plan import plan_recipe
+        from kitpose.recipe import load_recipe
+
+        folder = Path(run_dir)
+        recipe_file = folder / "recipe.yaml"
+        if not recipe_file.is_file():
+            raise RunError("not a run directory (no recipe.yaml)", file=str(folder),
+                           hint="give the folder a 'kitpose run' wrote, e.g. runs/hrnet_dark/<time>")
+        weights = folder / "checkpoints" / f"{checkpoint}.pt"
+        if not weights.is_file():
+            raise RunError(f"no checkpoint {checkpoint}.pt", file=str(folder / "checkpoints"),
+                           hint="train the run to its end first, or give --checkpoint last")
+        plan = plan_recipe(load_recipe(str(recipe_file)))
+        objects = build_components(plan)
+        module = FlowModule(objects)
+        checkpoints.load_model_state(module, checkpoints.load(weights)["model"], file=str(weights))
+        where = pick_device(device)
+        module.to(where).eval()
+        torch.set_grad_enabled(False)
+        return cls(plan, objects, module, decoder=decoder, device=where, run_dir=folder)
+
+    def __call__(self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Sequence[float]]] | None = None, *,
+                 batch_size: int = 32, progress: bool = False) -> list[list[Person]]:
+        """Per image, the :class:`Person` of every box (one per image without ``boxes``)."""
+        import torch
+
+        from kitpose.data import collate
+        from kitpose.engine import to_device
+
+        jobs = [(i, np.asarray(box, dtype=np.float32)) for i, image in enumerate(images)
+                for box in (boxes[i] if boxes is not None else [self.whole(image)])]
+        out: list[list[Person]] = [[] for _ in images]
+        bar = _bar(len(jobs), progress)
+        with torch.no_grad():
+            for start in range(0, len(jobs), batch_size):
+                part = jobs[start:start + batch_size]
+                samples = [self.prepare(images[i], box, n) for n, (i, box) in enumerate(part)]
+                batch = to_device(collate(samples), self.device)
+                env = self.runner(batch)
+                env = env.get(self.branch) or next(iter(env.values()))
+                points = env[self.pred].float().cpu().numpy()[..., :2]
+                scores = env[self.scores].float().cpu().numpy() if self.scores else None
+                for n, (i, box) in enumerate(part):
+                    xy = _invert(points[n], samples[n]["matrix"]) if self.in_model_pixels and "matrix" in samples[n] \
+                        else points[n]
+                    out[i].append(Person(xy.astype(np.float32), None if scores is None else scores[n].reshape(-1), box))
+                bar.update(len(part))
+        bar.close()
+        return out
+
+    @staticmethod
+    def whole(image: np.ndarray) -> np.ndarray:
+        h, w = np.asarray(image).shape[:2]
+        return np.array([0.0, 0.0, w, h], dtype=np.float32)
+
+    def prepare(self, image: np.ndarray, box: np.ndarray, index: int) -> dict[str, Any]:
+        """One person as the recipe's test data would give it, labels left empty."""
+        image = np.asarray(image)
+        if image.ndim == 2:
+            image = image[..., None]
+        if image.shape[-1] != self.channels:
+            image = _channels(image, self.channels)
+        joints = max(len(self.joint_names), 1)
+        sample: dict[str, Any] = {"image": image, "bbox": box, "index": index,
+                                  "keypoints": np.zeros((joints, 2), np.float32), "visible": np.zeros(joints, np.float32)}
+        rng = np.random.default_rng(0)
+        for transform in self.transforms:
+            try:
+                sample = transform(sample, rng=rng)
+            except KitposeError as exc:
+                raise RunError(f"the recipe's test transform {type(transform).__name__} cannot prepare a new "
+                               f"image: {exc.message}", file=str(self.run_dir / "recipe.yaml")) from None
+        sample.pop("keypoints", None)
+        sample.pop("visible", None)
+        return sample
+
+
+def _invert(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Points [K, 2] through the inverse of the 2 x 3 affine ``matrix`` (image -> model input)."""
+    full = np.vstack([np.asarray(matrix, dtype=np.float64).reshape(2, 3), [0.0, 0.0, 1.0]])
+    back = np.linalg.inv(full)
+    return points @ back[:2, :2].T + back[:2, 2]
+
+
+def _channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """RGB to one channel (luma) or one channel to three, for a model that takes the other."""
+    import cv2
+
+    if channels == 1 and image.shape[-1] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None]
+    if channels == 3 and image.shape[-1] == 1:
+        return np.repeat(image, 3, axis=-1)
+    raise KitposeError(f"the model takes {channels}-channel images, not {image.shape[-1]}-channel ones")
+
+
+class _NoBar:
+    def update(self, n: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(total: int, shown: bool) -> Any:
+    if not shown:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="person", desc="predict")
+
+
+def image_files(path: str | Path) -> list[Path]:
+    """The image files ``path`` names: itself, or the images in the folder, sorted."""
+    folder = Path(path)
+    if folder.is_file():
+        return [folder]
+    if not folder.is_dir():
+        raise KitposeError("no such image or folder", hint="give an image file or a folder of images",
+                           file=str(folder))
+    found = sorted(p for p in folder.iterdir() if p.suffix.lower() in {".jpg", ".jpeg", ".png", ".bmp"})
+    if not found:
+        raise KitposeError("the folder holds no .jpg, .jpeg, .png or .bmp image", file=str(folder))
+    return found
+
+
+def read_detections(path: str | Path, files: Sequence[Path]) -> list[list[np.ndarray]]:
+    """Per image file, its person boxes from a COCO detection-results JSON (a list of
+    ``{image_id, bbox: [x, y, w, h], score, category_id}``; an entry's ``file_name`` may name
+    the image instead). ``image_id`` matches a file whose name is that number (COCO's
+    ``000000000139.jpg`` is 139). Non-person categories (``category_id`` other than 1) are left out."""
+    import json
+
+    file = str(path)
+    try:
+        entries = json.loads(Path(file).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise KitposeError("detection file not found", file=file) from None
+    except (OSError, ValueError) as exc:
+        raise KitposeError(f"not a JSON detection file: {exc}", file=file) from None
+    if not isinstance(entries, list):
+        raise KitposeError("expected a list of {image_id, bbox, score} detections", file=file)
+    by_id = {int(p.stem): i for i, p in enumerate(files) if p.stem.isdigit()}
+    by_name = {p.name: i for i, p in enumerate(files)}
+    boxes: list[list[np.ndarray]] = [[] for _ in files]
+    for n, det in enumerate(entries):
+        if not isinstance(det, Mapping) or "bbox" not in det:
+            raise KitposeError("each detection needs a bbox [x, y, w, h]", file=file, path=f"[{n}]")
+        if det.get("category_id", 1) != 1:
+            continue
+        where = by_name.get(str(det.get("file_name", ""))) if "file_name" in det else by_id.get(det.get("image_id"))
+        if where is None:
+            continue  # a detection for an image not given
+        box = np.asarray(det["bbox"], dtype=np.float32).reshape(-1)
+        if box.size != 4 or not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0:
+            raise KitposeError(f"bbox must be [x, y, w, h] with a positive size, not {det['bbox']}", file=file,
+                               path=f"[{n}]")
+        boxes[where].append(box)
+    return boxes
+
+
+def draw(image: np.ndarray, people: Sequence[Person], skeleton: Sequence[tuple[int, int]]) -> np.ndarray:
+    """``image`` (RGB) with each person's box, limbs and joints drawn."""
+    import cv2
+
+    canvas = np.ascontiguousarray(image if image.ndim == 3 and image.shape[-1] == 3 else
+                                  np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=-1))
+    if canvas.dtype != np.uint8:
+        canvas = (np.clip(canvas / max(float(canvas.max()), 1e-6), 0, 1) * 255).astype(np.uint8)
+    size = max(canvas.shape[:2])
+    width, radius = max(1, size // 250), max(2, size // 120)
+    for person in people:
+        x, y, w, h = (int(round(v)) for v in person.box)
+        cv2.rectangle(canvas, (x, y), (x + w, y + h), (255, 200, 0), width)
+        points = [tuple(int(round(v)) for v in p) for p in person.keypoints]
+        for a, b in skeleton:
+            if max(a, b) < len(points):
+                cv2.line(canvas, points[a], points[b], (0, 220, 255), width, cv2.LINE_AA)
+        for point in points:
+            cv2.circle(canvas, point, radius, (255, 40, 40), -1, cv2.LINE_AA)
+    return canvas
+
+
+def coco_results(people: Sequence[Sequence[Person]], files: Sequence[Path]) -> list[dict[str, Any]]:
+    """COCO keypoint results: ``{image_id, category_id: 1, keypoints: [x, y, score] * K, score,
+    file_name}``; ``image_id`` is the file's number where its name is one."""
+    out = []
+    for file, found in zip(files, people):
+        for person in found:
+            scores = person.scores if person.scores is not None else np.ones(len(person.keypoints), np.float32)
+            flat = np.concatenate([person.keypoints, scores[:, None]], 1).reshape(-1)
+            out.append({"image_id": int(file.stem) if file.stem.isdigit() else file.stem, "category_id": 1,
+                        "keypoints": [round(float(v), 3) for v in flat], "score": round(person.score, 5),
+                        "file_name": file.name})
+    return out
