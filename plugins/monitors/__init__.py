@@ -1,6 +1,6 @@
-"""Built-in plugin 'monitors': console progress and a JSON-lines log in the run directory.
+"""Built-in plugin 'monitors': console progress, a JSON-lines log and TensorBoard event files.
 
-Registers the ``console`` and ``jsonl`` monitors. The ``figures`` and ``visdom`` monitors
+Registers the ``console``, ``jsonl`` and ``tensorboard`` monitors. The ``figures`` and ``visdom`` monitors
 live in the subpackages of the same names, each a plugin of its own.
 """
 from kitpose import hookimpl
@@ -10,3 +10,4 @@ from kitpose import hookimpl
 def kitpose_register(registry):
     registry.monitor("console", "kitpose_plugins.monitors.console:ConsoleMonitor")
     registry.monitor("jsonl", "kitpose_plugins.monitors.jsonl:JsonlMonitor")
+    registry.monitor("tensorboard", "kitpose_plugins.monitors.tensorboard:TensorBoardMonitor")
