@@ -226,6 +226,14 @@ def test_a_run_sends_its_plots(server: VisdomServer, tmp_path: Path) -> None:
 
     results = wins["kitpose_results"]["content"]
     assert "<table" in results and "dark" in results and "0.87" in results
+    # sized to show the whole table (no scroll bar hiding the last columns)
+    assert wins["kitpose_results"]["width"] >= 140 + 110 * 2 and wins["kitpose_results"]["height"] >= 90 + 34 * 4
+    # the epoch is said once, in the title, not again as a caption
+    assert wins["kitpose_skeletons"]["title"] == "skeletons: predicted red, ground truth cyan (epoch 3)"
+    assert not wins["kitpose_skeletons"].get("caption")
+    # the learning rate's axis starts at 0 and ends just above its largest value
+    low, high = wins["kitpose_lr"]["content"]["layout"]["yaxis"]["range"]
+    assert low == 0.0 and 1e-3 * 0.95 < high < 1.2e-3
     assert (server.env_path / f"{ENV}.json").is_file()  # stored under the env folder
 
 

@@ -391,3 +391,26 @@ def test_a_run_says_once_on_the_console_that_no_server_answers(tmp_path: Path) -
     said = [line for line in result.stderr.splitlines() if f"no Visdom server at http://127.0.0.1:{port}" in line]
     assert len(said) == 1 and said[0].startswith("kitpose: warning: visdom: "), result.stderr
     assert f"no Visdom server at http://127.0.0.1:{port}" in (tmp_path / "run" / "run.log").read_text()
+
+
+def test_a_constant_curve_is_drawn_around_its_value():
+    import numpy as np
+
+    from kitpose_plugins.monitors.visdom.client import _y_range
+
+    assert _y_range("lr", np.array([0.002, 0.002, np.nan])) == {"ytickmin": 0.0, "ytickmax": pytest.approx(0.0022)}
+    assert _y_range("val/rmse", np.array([3.0, 3.0])) == {"ytickmin": 0.0, "ytickmax": pytest.approx(3.3)}
+    assert _y_range("val/rmse", np.array([1.0, 3.0])) == {}  # plotly's own range fits a varying curve
+    assert _y_range("val/x", np.array([-2.0, -2.0])) == {"ytickmin": pytest.approx(-2.2), "ytickmax": 0.0}
+
+
+def test_the_page_finds_a_user_style_sheet(tmp_path):
+    from kitpose_plugins.monitors.visdom.assets import ensure_user_css
+
+    static = tmp_path / "visdom" / "static"
+    static.mkdir(parents=True)
+    ensure_user_css(static)
+    assert (tmp_path / "visdom" / "user" / "style.css").read_bytes() == b""
+    (tmp_path / "visdom" / "user" / "style.css").write_text("body {}")
+    ensure_user_css(static)  # a user's own sheet is kept
+    assert (tmp_path / "visdom" / "user" / "style.css").read_text() == "body {}"

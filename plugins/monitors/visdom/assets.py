@@ -136,8 +136,25 @@ def install_assets(static: Path | None = None, *, npm: str | None = None,
     if version:
         # visdom's own downloader skips files it finds when this names its version
         write_atomic(static / "version.built", version.encode())
+    ensure_user_css(static)
     echo(f"installed {len(written)} files into {static}")
     return written
+
+
+def ensure_user_css(static: Path | None = None) -> None:
+    """An empty ``visdom/user/style.css`` next to the static folder. The page links it through
+    Tornado's ``static_url``, which reads the file to version the link; visdom's package has
+    none, so every page load logged "Could not open static file". Its content is served
+    from the user's own settings either way."""
+    static = Path(static) if static is not None else visdom_static_dir()
+    target = static.parent / "user" / "style.css"
+    if target.is_file():
+        return
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, b"")
+    except OSError:  # a read-only environment: the page works, the server logs the line
+        pass
 
 
 def _visdom_version() -> str:

@@ -19,7 +19,7 @@ import numpy as np
 import requests
 import visdom
 
-from kitpose_plugins.monitors.figures.series import LOSS, METRIC, Curves, Series, panel_from_title, title_of, x_label_of
+from kitpose_plugins.monitors.figures.series import LOSS, LR, METRIC, Curves, Series, panel_from_title, title_of, x_label_of
 from kitpose_plugins.monitors.visdom.panels import Panel, window_id
 
 USERNAME_ENV = "VISDOM_USERNAME"
@@ -90,12 +90,29 @@ class Client(visdom.Visdom):
         return answer.text
 
 
-def _line_opts(panel: str, names: list[str], log_loss: bool) -> dict[str, Any]:
+def _line_opts(panel: str, names: list[str], log_loss: bool, ys: np.ndarray | None = None) -> dict[str, Any]:
     opts: dict[str, Any] = {"title": title_of(panel), "xlabel": x_label_of(panel), "showlegend": True,
                             "legend": names, "markers": panel.startswith(METRIC), "markersize": 6}
     if panel == LOSS and log_loss:
         opts["ytype"] = "log"
+    elif ys is not None:
+        opts.update(_y_range(panel, ys))
     return opts
+
+
+def _y_range(panel: str, ys: np.ndarray) -> dict[str, float]:
+    """A y axis that reads right: the learning rate from 0, and a constant curve around its
+    value (plotly would put 0.002 on a -1..1 axis, where it reads as 0)."""
+    finite = ys[np.isfinite(ys)]
+    if not finite.size:
+        return {}
+    low, high = float(finite.min()), float(finite.max())
+    if panel == LR or (low == high and low >= 0):
+        top = high * 1.1 if high > 0 else 1.0
+        return {"ytickmin": 0.0, "ytickmax": top}
+    if low == high:
+        return {"ytickmin": low * 1.1, "ytickmax": 0.0}
+    return {}
 
 
 def send_curves(client: Client, env: str, panel: str, traces: Mapping[str, Series], *,
@@ -119,7 +136,7 @@ def send_curves(client: Client, env: str, panel: str, traces: Mapping[str, Serie
         ys[: len(series), column] = series.ys
     if len(names) == 1:
         xs, ys = xs[:, 0], ys[:, 0]
-    client.line(Y=ys, X=xs, win=window_id(panel), env=env, opts=_line_opts(panel, names, log_loss))
+    client.line(Y=ys, X=xs, win=window_id(panel), env=env, opts=_line_opts(panel, names, log_loss, ys))
 
 
 def read_curves(client: Client, env: str, cap: int) -> Curves:
@@ -141,9 +158,11 @@ def send_panel(client: Client, env: str, panel: Panel) -> None:
     """Show an image or text panel (replacing what the window showed)."""
     if panel.kind == "image":
         chw = np.ascontiguousarray(np.transpose(panel.content, (2, 0, 1)))
-        client.image(chw, win=panel.win, env=env, opts={"title": panel.title, "caption": panel.caption})
+        title = f"{panel.title} ({panel.caption})" if panel.caption else panel.title  # said once, in the title
+        client.image(chw, win=panel.win, env=env, opts={"title": title})
     else:
-        client.text(panel.content, win=panel.win, env=env, opts={"title": panel.title})
+        size = {"width": panel.size[0], "height": panel.size[1]} if panel.size else {}
+        client.text(panel.content, win=panel.win, env=env, opts={"title": panel.title, **size})
 
 
 def save_env(client: Client, env: str) -> None:

@@ -178,7 +178,10 @@ class VisdomMonitor(Monitor):
             lines += [f"| {b} | " + " | ".join(f"{row.get(m, float('nan')):.4g}" for m in metrics) + " |"
                       for b, row in results.items()]
             table = "\n".join(lines)
-        self._show_text("results", "test results", markdown_to_html(table))
+        rows = [line for line in table.splitlines() if line.startswith("|")]
+        columns = max((line.count("|") - 1 for line in rows), default=1)
+        size = (min(1200, 140 + 110 * columns), min(900, 90 + 34 * len(rows)))  # the whole table, no scroll bar
+        self._show_text("results", "test results", markdown_to_html(table), size)
 
     @never_raises
     def close(self) -> None:
@@ -212,11 +215,11 @@ class VisdomMonitor(Monitor):
 
         return connect
 
-    def _show_text(self, key: str, title: str, html: str) -> None:
+    def _show_text(self, key: str, title: str, html: str, size: tuple[int, int] | None = None) -> None:
         from kitpose_plugins.monitors.visdom.panels import Panel, window_id
 
         if self._sender is not None:
-            self._sender.show(key, Panel(window_id(key), "text", html, title))
+            self._sender.show(key, Panel(window_id(key), "text", html, title, size=size))
 
     def _drawn(self) -> list[str]:
         """The tensors the image panels draw: the batch's own and those ``show`` names."""

@@ -19,6 +19,8 @@ class Panel:
     content: Any
     title: str
     caption: str = ""
+    #: a text window's (width, height) in pixels, to show its whole content without scrolling
+    size: tuple[int, int] | None = None
 
 
 def window_id(panel: str) -> str:

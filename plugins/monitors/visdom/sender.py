@@ -16,6 +16,7 @@ the server is missing or went away, and notes when it is back.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -186,6 +187,7 @@ class Sender:
             log.info("visdom: the server at %s is back; redrawing env '%s'", self.address, self.env)
         else:
             log.info("visdom: plotting to %s/env/%s", self.address, self.env)
+            print(f"kitpose: visdom: watch this run at {self.address}/env/{self.env}", file=sys.stderr, flush=True)
         self._ever_connected = True
         self._redraw_all = True
         self.connected = True

@@ -88,7 +88,7 @@ def _prepare_login() -> None:
 def serve(port: int = DEFAULT_PORT, host: str = "127.0.0.1", env_path: str | Path = DEFAULT_ENV_PATH,
           login: bool = False, log_level: str = "WARNING") -> int:
     """Run a Visdom server until Ctrl-C; returns the exit code."""
-    from kitpose_plugins.monitors.visdom.assets import missing_assets
+    from kitpose_plugins.monitors.visdom.assets import ensure_user_css, missing_assets
 
     if not 1 <= int(port) <= 65535:
         raise KitposeError(f"--port must be from 1 to 65535, got {port}")
@@ -105,6 +105,7 @@ def serve(port: int = DEFAULT_PORT, host: str = "127.0.0.1", env_path: str | Pat
     _check_port_free(host, port)
     if host in _ALL_HOSTS and not login:
         print(open_server_warning(port), file=sys.stderr, flush=True)
+    ensure_user_css()
     missing = missing_assets()
     if missing:
         print(f"kitpose: visdom's page assets are missing ({len(missing)} files): the API works but the "
