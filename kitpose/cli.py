@@ -76,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--decoder", default=None, help="the test flow's decoder to use (default: val.branch)")
     predict.add_argument("--boxes", default=None, metavar="DETECTIONS.json",
                          help="COCO detection results (image_id, bbox, score); default: each whole image is one person")
+    predict.add_argument("--min-score", type=float, default=0.0, help="leave out boxes scoring below this")
     predict.add_argument("--out", default=None, help="where to write (default: RUN_DIR/predict)")
-    predict.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    predict.add_argument("--checkpoint", default=None, choices=("best", "last"),
+                         help="default: the one the run's test used (test.checkpoint)")
     predict.add_argument("--batch", type=int, default=32, help="people per forward pass (default 32)")
     predict.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     predict.set_defaults(handler=cmd_predict)
@@ -86,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run_dir", metavar="RUN_DIR", help="a folder 'kitpose run' wrote")
     export.add_argument("--format", default="onnx", choices=("onnx",))
     export.add_argument("--out", default=None, help="the file to write (default: RUN_DIR/model.onnx)")
-    export.add_argument("--checkpoint", default="best", choices=("best", "last"))
+    export.add_argument("--checkpoint", default=None, choices=("best", "last"),
+                        help="default: the one the run's test used (test.checkpoint)")
     export.set_defaults(handler=cmd_export)
 
     plugins = sub.add_parser("plugins", help="list plugins with their distributions and status")
@@ -127,22 +130,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
     files = image_files(args.images)
     predictor = Predictor.from_run(args.run_dir, checkpoint=args.checkpoint, decoder=args.decoder,
                                    device=args.device)
-    boxes = read_detections(args.boxes, files) if args.boxes else None
-    images = []
-    for file in files:
-        image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-        if image is None:
-            raise KitposeError("cannot read the image", file=str(file))
-        images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
-    people = predictor(images, boxes, batch_size=max(1, args.batch), progress=sys.stderr.isatty())
+    boxes = read_detections(args.boxes, files, min_score=args.min_score) if args.boxes else None
     out = Path(args.out) if args.out else Path(args.run_dir) / "predict"
     (out / "images").mkdir(parents=True, exist_ok=True)
-    results = coco_results(people, files)
+    results, count, chunk = [], 0, 64  # images in memory at once
+    for start in range(0, len(files), chunk):
+        part = files[start:start + chunk]
+        images = []
+        for file in part:
+            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
+            if image is None:
+                raise KitposeError("cannot read the image", file=str(file))
+            images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        people = predictor(images, None if boxes is None else boxes[start:start + chunk],
+                           batch_size=max(1, args.batch), progress=sys.stderr.isatty())
+        results += coco_results(people, part)
+        for file, image, found in zip(part, images, people):
+            drawn = draw(image, found, predictor.skeleton)
+            cv2.imwrite(str(out / "images" / file.name), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
+            count += len(found)
     write_atomic(out / "keypoints.json", json.dumps(results, indent=1))
-    for file, image, found in zip(files, images, people):
-        drawn = draw(image, found, predictor.skeleton)
-        cv2.imwrite(str(out / "images" / f"{file.stem}.jpg"), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
-    count = sum(len(p) for p in people)
     print(f"predicted {count} {'person' if count == 1 else 'people'} in {len(files)} image"
           f"{'' if len(files) == 1 else 's'} with decoder '{predictor.branch or 'output'}': "
           f"{out / 'keypoints.json'} (COCO keypoint results), {out / 'images'}")
@@ -193,7 +200,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     from kitpose.complete import with_defaults
     from kitpose.plan import plan_recipe
 
-    print("# every setting, resolved; component parameters the recipe leaves out appear at their defaults")
+    print("# every setting, resolved (vars are filled in where they were used); component parameters the "
+          "recipe leaves out appear at their defaults")
     sys.stdout.write(yaml.safe_dump(with_defaults(plan_recipe(recipe)), sort_keys=False))
     return 0
 

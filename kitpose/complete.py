@@ -2,7 +2,9 @@
 
 The resolved recipe, plus what a run takes without the recipe saying it: each component's
 parameters at their defaults (read from its signature), the monitors every run has, and
-each data split's loader settings.
+each data split's loader settings. ``vars`` are left out: their values are already where
+the recipe used them. The optimizer and scheduler keep what the recipe gives (their other
+defaults are torch's own, and differ between its versions).
 """
 from __future__ import annotations
 
@@ -63,6 +65,7 @@ def _node(config: dict[str, Any], path: str) -> dict[str, Any]:
 def with_defaults(plan: Plan) -> dict[str, Any]:
     """The plan's recipe, resolved, with every default it runs with written in."""
     config = plan.recipe.resolved()
+    config.pop("vars", None)  # resolved into the values they fed: changing them here would change nothing
     specs: list[ComponentSpec] = [*component_specs(plan.components), *plan.monitors.values()]
     for split in plan.splits.values():
         specs += [split.dataset, *split.transforms]
@@ -70,7 +73,7 @@ def with_defaults(plan: Plan) -> dict[str, Any]:
         for name in ("batch_size", "shuffle", "workers", "drop_last", "limit"):
             if loader.get(name) is None:
                 loader[name] = getattr(split, name)
-    specs += [s for s in (plan.optimizer, plan.scheduler) if s is not None]
+    # the optimizer's and scheduler's own defaults are torch's, and differ between its versions
     for spec in specs:
         node = _node(config, spec.path)
         node.setdefault("use", spec.name)  # a monitor every run has is not in the recipe at all

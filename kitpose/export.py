@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from kitpose.errors import KitposeError, RunError
+from kitpose.flow import _as_dict
 
 
 def network_nodes(predictor: Any) -> list[Any]:
@@ -26,6 +27,11 @@ def network_nodes(predictor: Any) -> list[Any]:
         if node.members or node.method is not None or not isinstance(target, torch.nn.Module):
             break
         nodes.append(node)
+    rest = predictor.runner.flow.nodes[len(nodes):]
+    if rest and nodes and not set(nodes[-1].produces()) & set(rest[0].inputs.values()):
+        raise RunError(f"the network part of the test flow ends at '{nodes[-1].component}', whose outputs the next "
+                       f"node ('{rest[0].component}') does not read: only a chain image -> network -> decoders "
+                       "exports", file=str(predictor.run_dir / "recipe.yaml"))
     if not nodes:
         raise RunError("the run's test flow starts with no network (nn.Module) to export",
                        file=str(predictor.run_dir / "recipe.yaml"))
@@ -49,7 +55,7 @@ class Network(torch.nn.Module):
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, ...]:
         env = {"image": image}
         for node in self.nodes:
-            result = self.parts[node.component](**{arg: env[name] for arg, name in node.inputs.items()})
+            result = _as_dict(self.parts[node.component](**{arg: env[name] for arg, name in node.inputs.items()}))
             for key, name in node.outputs.items():
                 env[name] = result[key]
         return tuple(env[name] for name in self.outputs)
@@ -75,7 +81,7 @@ def example_input(predictor: Any) -> np.ndarray:
     return collate([{"image": sample["image"]}])["image"]
 
 
-def export_onnx(run_dir: str | Path, out: str | Path, *, checkpoint: str = "best") -> str:
+def export_onnx(run_dir: str | Path, out: str | Path, *, checkpoint: str | None = None) -> str:
     """Write ``out`` and return a report: inputs, outputs, the exporter used and the largest
     difference from PyTorch on one input (checked with onnxruntime)."""
     from kitpose.predict import Predictor
@@ -86,7 +92,7 @@ def export_onnx(run_dir: str | Path, out: str | Path, *, checkpoint: str = "best
     except ImportError as exc:
         raise KitposeError(f"ONNX export needs onnx and onnxruntime ({exc.name} is missing)",
                            hint='pip install "kitpose[export]"') from None
-    predictor = Predictor.from_run(run_dir, checkpoint=checkpoint, device="cpu")
+    predictor = Predictor.from_run(run_dir, checkpoint=checkpoint, device="cpu", labels_allowed=True)
     nodes = network_nodes(predictor)
     network = Network(predictor.objects, nodes).eval()
     image = example_input(predictor)
@@ -97,16 +103,18 @@ def export_onnx(run_dir: str | Path, out: str | Path, *, checkpoint: str = "best
         expected = [t.numpy() for t in network(image)]
     how = _export(network, image, out, names)
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    batch = torch.cat([image, image.flip(-1)])  # two images: the batch axis is dynamic
+    generator = torch.Generator().manual_seed(0)
+    batch = torch.rand((3, *image.shape[1:]), generator=generator)  # three images: the batch axis is dynamic
     with torch.no_grad():
         reference = [t.numpy() for t in network(batch)]
     got = session.run(None, {"image": batch.numpy()})
     diff = max(float(np.abs(a - b).max()) for a, b in zip(got, reference))
     shapes = ", ".join(f"{n} {list(e.shape[1:])}" for n, e in zip(names, expected))
+    after = [n.component + (f".{n.method}" if n.method else "") for n in predictor.runner.flow.nodes[len(nodes):]]
     return (f"wrote {out} ({how}): image [B, {', '.join(map(str, image.shape[1:]))}] in [0, 1] -> {shapes}, "
-            f"nodes {', '.join(n.component for n in nodes)}; onnxruntime vs PyTorch on 2 images: max |diff| "
-            f"{diff:.2e}. Decoding ('{predictor.branch or 'output'}' and the others) follows in Python: "
-            "see kitpose.predict")
+            f"nodes {', '.join(n.component for n in nodes)}; onnxruntime vs PyTorch on 3 random images: max |diff| "
+            f"{diff:.2e}. What the test flow does next is not in the graph: {', '.join(after) or 'nothing'} "
+            "(kitpose.predict runs it in Python)")
 
 
 def _export(network: Any, image: Any, out: Path, names: list[str]) -> str:
@@ -131,10 +139,16 @@ def _export(network: Any, image: Any, out: Path, names: list[str]) -> str:
                 torch.onnx.export(network, (example,), str(out), dynamo=True, input_names=["image"],
                                   output_names=names, dynamic_shapes={"image": {0: torch.export.Dim("batch")}})
                 return "torch.export exporter"
-            except Exception:  # an operator the new exporter lacks: the TorchScript one still knows it
-                torch.onnx.export(network, (example,), str(out), dynamo=False, input_names=["image"],
-                                  output_names=names,
-                                  dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}})
+            except Exception as first:  # an operator the new exporter lacks: the TorchScript one may know it
+                try:
+                    torch.onnx.export(network, (example,), str(out), dynamo=False, input_names=["image"],
+                                      output_names=names,
+                                      dynamic_axes={"image": {0: "batch"}, **{n: {0: "batch"} for n in names}})
+                except Exception as second:
+                    raise RunError(f"the network does not export to ONNX: torch.export: {type(first).__name__}: "
+                                   f"{str(first).splitlines()[0] if str(first) else ''}; TorchScript: "
+                                   f"{type(second).__name__}: {str(second).splitlines()[0] if str(second) else ''}",
+                                   file=str(out)) from None
                 return "TorchScript exporter"
     finally:
         for logger, level in zip(quiet, levels):

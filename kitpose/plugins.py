@@ -152,11 +152,15 @@ class PluginManager(pluggy.PluginManager):
               f"{error}; see 'kitpose plugins'", file=sys.stderr)
 
     def blocked_provider(self, name: str) -> str | None:
-        """The blocked plugin that would register the component ``name``, or None. Each blocked
-        plugin's hook is run once, on a scratch registry (registration imports nothing heavy)."""
+        """The blocked built-in plugin that would register the component ``name``, or None. Each
+        blocked built-in's hook runs once, on a scratch registry (registration imports nothing
+        heavy). A blocked third-party plugin is never imported: blocking one is how a user keeps
+        out a plugin that hangs or crashes on import."""
         if self._blocked_names is None:
             self._blocked_names = {}
             for plugin, ep in self._blocked.items():
+                if self.infos[plugin].dist != BUILTIN_DIST:
+                    continue
                 scratch = Registry()
                 try:
                     module = ep.load()

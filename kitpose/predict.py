@@ -9,6 +9,7 @@ mapped back through the sample's ``matrix``; otherwise it is in image pixels alr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,16 +25,19 @@ _INPUTS = frozenset({"image", "bbox", "matrix", "index"})
 @dataclass
 class Person:
     """One predicted person: ``keypoints`` [K, 2] in image pixels, ``scores`` [K] (the
-    decoder's confidence, or None when the flow gives none) and the ``box`` (x, y, w, h)."""
+    decoder's confidence, or None when the flow gives none), the ``box`` (x, y, w, h) and its
+    detection score."""
 
     keypoints: np.ndarray
     scores: np.ndarray | None
     box: np.ndarray
+    box_score: float = 1.0
 
     @property
     def score(self) -> float:
-        """The person's score: the mean of its keypoint scores (1.0 without scores)."""
-        return float(np.mean(self.scores)) if self.scores is not None and self.scores.size else 1.0
+        """The person's score: the box's score times the mean of its keypoint scores."""
+        joints = float(np.mean(self.scores)) if self.scores is not None and self.scores.size else 1.0
+        return self.box_score * joints
 
 
 class Predictor:
@@ -45,10 +49,9 @@ class Predictor:
     """
 
     def __init__(self, plan: Any, objects: Mapping[str, Any], module: Any, *, decoder: str | None,
-                 device: Any, run_dir: Path) -> None:
+                 device: Any, run_dir: Path, labels_allowed: bool = False) -> None:
         import torch
 
-        from kitpose.data import build_split
         from kitpose.flow import Flow, FlowRunner
 
         self.plan, self.objects, self.module, self.device, self.run_dir = plan, objects, module, device, run_dir
@@ -60,25 +63,39 @@ class Predictor:
             raise RunError("the test flow scores no 'pred': nothing says which tensor is the prediction",
                            file=str(run_dir / "recipe.yaml"))
         self.pred = scoring[0].inputs["pred"]
-        self.in_model_pixels = scoring[0].inputs.get("target") == "keypoints"
+        target = scoring[0].inputs.get("target")
+        # the frame the prediction is scored in: that of the transformed sample ('keypoints'), or
+        # that of the image when the target was mapped back through the crop's matrix
+        self.in_model_pixels = target == "keypoints"
+        if not self.in_model_pixels and not any("matrix" in n.inputs.values() for n in flow.upstream([target])):
+            raise RunError(f"cannot tell which pixels the prediction '{self.pred}' is in: the test flow scores it "
+                           f"against '{target}', neither the dataset's keypoints nor keypoints mapped back "
+                           "through the crop's matrix", file=str(run_dir / "recipe.yaml"))
         wanted = [self.pred, *(n.outputs["scores"] for n in flow.nodes if "scores" in n.outputs)]
         nodes = flow.upstream(wanted)
         self.scores = next((n.outputs["scores"] for n in nodes if "scores" in n.outputs), None)
         labels = sorted({name for n in nodes for name in n.inputs.values()} - _INPUTS
                         - {name for n in nodes for name in n.produces()})
-        if labels:
+        if labels and not labels_allowed:
             raise RunError(f"the prediction '{self.pred}' needs {', '.join(map(repr, labels))}, which only "
                            "a dataset's labels give", file=str(run_dir / "recipe.yaml"),
                            hint="kitpose predict works with recipes whose test flow predicts from the image")
         self.runner = FlowRunner(Flow(flow.name, nodes, flow.sources, flow.file), objects)
         branches = [m for n in nodes if n.forks for m in n.members]
+        if decoder is not None and not branches:
+            raise KitposeError(f"the run's test flow has no decoders to choose from, so no '{decoder}'",
+                               hint="leave out --decoder")
         chosen = decoder or plan.settings["val"].get("branch") or (branches[0] if branches else None)
         if branches and chosen not in branches:
             raise KitposeError(f"no decoder '{chosen}' in the run's test flow{suggestion(str(chosen), branches)}",
                                hint="its decoders are: " + ", ".join(branches))
         self.branch = chosen if branches else ""
         split = plan.splits.get("test") or plan.splits.get("val")
-        self.transforms = build_split(split, plan.registry).transforms if split is not None else []
+        # the transforms alone: the test data itself need not be on this machine
+        self.transforms = [t.build(plan.registry) for t in split.transforms] if split is not None else []
+        #: whether the recipe crops each person's box (top-down); otherwise images go in whole
+        self.crops = any(getattr(t, "input_size", None) is not None for t in self.transforms)
+        self.amp = plan.recipe.select("amp")  # the test ran under autocast on CUDA with it
         first = next((m for m in module.modules() if isinstance(m, torch.nn.Conv2d)), None)
         self.channels = first.in_channels if first is not None else 3
         dataset = split.dataset.factory(plan.registry) if split is not None else None
@@ -87,11 +104,10 @@ class Predictor:
         self.skeleton = tuple(getattr(dataset, "skeleton", ()) or ())
 
     @classmethod
-    def from_run(cls, run_dir: str | Path, *, checkpoint: str = "best", decoder: str | None = None,
-                 device: str = "auto") -> Predictor:
-        """Load ``run_dir``'s recipe and ``checkpoints/{checkpoint}.pt`` (best or last)."""
-        import torch
-
+    def from_run(cls, run_dir: str | Path, *, checkpoint: str | None = None, decoder: str | None = None,
+                 device: str = "auto", labels_allowed: bool = False) -> Predictor:
+        """Load ``run_dir``'s recipe and ``checkpoints/{checkpoint}.pt``: ``best`` or ``last``;
+        by default the one the run's test used (``test.checkpoint``)."""
         from kitpose import checkpoint as checkpoints
         from kitpose.engine import FlowModule, build_components, pick_device
         from kitpose.plan import plan_recipe
@@ -102,44 +118,58 @@ class Predictor:
         if not recipe_file.is_file():
             raise RunError("not a run directory (no recipe.yaml)", file=str(folder),
                            hint="give the folder a 'kitpose run' wrote, e.g. runs/hrnet_dark/<time>")
+        plan = plan_recipe(load_recipe(str(recipe_file)))
+        if checkpoint is None:
+            tested = plan.settings["test"].get("checkpoint")
+            checkpoint = tested if tested in ("best", "last") else "best"
         weights = folder / "checkpoints" / f"{checkpoint}.pt"
         if not weights.is_file():
+            other = "last" if checkpoint == "best" else "best"
             raise RunError(f"no checkpoint {checkpoint}.pt", file=str(folder / "checkpoints"),
-                           hint="train the run to its end first, or give --checkpoint last")
-        plan = plan_recipe(load_recipe(str(recipe_file)))
+                           hint=f"the run may have stopped early: resume it, or use --checkpoint {other}")
         objects = build_components(plan)
         module = FlowModule(objects)
         checkpoints.load_model_state(module, checkpoints.load(weights)["model"], file=str(weights))
         where = pick_device(device)
         module.to(where).eval()
-        torch.set_grad_enabled(False)
-        return cls(plan, objects, module, decoder=decoder, device=where, run_dir=folder)
+        return cls(plan, objects, module, decoder=decoder, device=where, run_dir=folder, labels_allowed=labels_allowed)
 
     def __call__(self, images: Sequence[np.ndarray], boxes: Sequence[Sequence[Sequence[float]]] | None = None, *,
                  batch_size: int = 32, progress: bool = False) -> list[list[Person]]:
-        """Per image, the :class:`Person` of every box (one per image without ``boxes``)."""
+        """Per image, the :class:`Person` of every box (one per image without ``boxes``). A box
+        is (x, y, w, h) or (x, y, w, h, score); a person's score is the box's times its joints'."""
         import torch
 
         from kitpose.data import collate
         from kitpose.engine import to_device
 
-        jobs = [(i, np.asarray(box, dtype=np.float32)) for i, image in enumerate(images)
+        if boxes is not None and not self.crops:
+            raise KitposeError("the run's recipe does not crop people (its test data has no top_down_affine): "
+                               "it takes whole images", hint="leave out the boxes")
+        if not self.crops and len({np.asarray(image).shape[:2] for image in images}) > 1:
+            raise KitposeError("the images differ in size, and the run's recipe does not crop: it takes whole "
+                               "images of the size it trained on", hint="resize them to that size first")
+        jobs = [(i, np.asarray(box, dtype=np.float32).reshape(-1)) for i, image in enumerate(images)
                 for box in (boxes[i] if boxes is not None else [self.whole(image)])]
         out: list[list[Person]] = [[] for _ in images]
         bar = _bar(len(jobs), progress)
+        autocast = torch.autocast("cuda", dtype=getattr(torch, {"bf16": "bfloat16", "fp16": "float16"}[self.amp])) \
+            if self.amp and self.device.type == "cuda" else nullcontext()
         with torch.no_grad():
             for start in range(0, len(jobs), batch_size):
                 part = jobs[start:start + batch_size]
-                samples = [self.prepare(images[i], box, n) for n, (i, box) in enumerate(part)]
+                samples = [self.prepare(images[i], box[:4], n) for n, (i, box) in enumerate(part)]
                 batch = to_device(collate(samples), self.device)
-                env = self.runner(batch)
-                env = env.get(self.branch) or next(iter(env.values()))
+                with autocast:
+                    branches = self.runner(batch)
+                env = branches[self.branch or next(iter(branches))]
                 points = env[self.pred].float().cpu().numpy()[..., :2]
                 scores = env[self.scores].float().cpu().numpy() if self.scores else None
                 for n, (i, box) in enumerate(part):
                     xy = _invert(points[n], samples[n]["matrix"]) if self.in_model_pixels and "matrix" in samples[n] \
                         else points[n]
-                    out[i].append(Person(xy.astype(np.float32), None if scores is None else scores[n].reshape(-1), box))
+                    out[i].append(Person(xy.astype(np.float32), None if scores is None else scores[n].reshape(-1),
+                                         box[:4], float(box[4]) if box.size > 4 else 1.0))
                 bar.update(len(part))
         bar.close()
         return out
@@ -219,11 +249,13 @@ def image_files(path: str | Path) -> list[Path]:
     return found
 
 
-def read_detections(path: str | Path, files: Sequence[Path]) -> list[list[np.ndarray]]:
-    """Per image file, its person boxes from a COCO detection-results JSON (a list of
-    ``{image_id, bbox: [x, y, w, h], score, category_id}``; an entry's ``file_name`` may name
-    the image instead). ``image_id`` matches a file whose name is that number (COCO's
-    ``000000000139.jpg`` is 139). Non-person categories (``category_id`` other than 1) are left out."""
+def read_detections(path: str | Path, files: Sequence[Path], *, min_score: float = 0.0) -> list[list[np.ndarray]]:
+    """Per image file, its person boxes (x, y, w, h, score) from a COCO detection-results JSON
+    (a list of ``{image_id, bbox: [x, y, w, h], score, category_id}``; an entry's ``file_name``
+    may name the image instead). ``image_id`` matches a file whose name is that number (COCO's
+    ``000000000139.jpg`` is 139). Non-person categories (``category_id`` other than 1) and
+    boxes scoring below ``min_score`` are left out; a file that matches none of the images is
+    an error."""
     import json
 
     file = str(path)
@@ -238,20 +270,45 @@ def read_detections(path: str | Path, files: Sequence[Path]) -> list[list[np.nda
     by_id = {int(p.stem): i for i, p in enumerate(files) if p.stem.isdigit()}
     by_name = {p.name: i for i, p in enumerate(files)}
     boxes: list[list[np.ndarray]] = [[] for _ in files]
+    matched = 0
     for n, det in enumerate(entries):
         if not isinstance(det, Mapping) or "bbox" not in det:
             raise KitposeError("each detection needs a bbox [x, y, w, h]", file=file, path=f"[{n}]")
-        if det.get("category_id", 1) != 1:
-            continue
-        where = by_name.get(str(det.get("file_name", ""))) if "file_name" in det else by_id.get(det.get("image_id"))
+        category, score = _whole(det.get("category_id", 1), file, n, "category_id"), det.get("score", 1.0)
+        if isinstance(score, bool) or not isinstance(score, (int, float)):
+            raise KitposeError(f"score must be a number, not {score!r}", file=file, path=f"[{n}]")
+        if "file_name" in det:
+            where = by_name.get(str(det["file_name"]))
+        else:
+            where = by_id.get(_whole(det.get("image_id"), file, n, "image_id"))
         if where is None:
             continue  # a detection for an image not given
-        box = np.asarray(det["bbox"], dtype=np.float32).reshape(-1)
+        matched += 1
+        if category != 1 or score < min_score:
+            continue
+        try:
+            box = np.asarray(det["bbox"], dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError):
+            box = np.zeros(0, np.float32)
         if box.size != 4 or not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0:
             raise KitposeError(f"bbox must be [x, y, w, h] with a positive size, not {det['bbox']}", file=file,
                                path=f"[{n}]")
-        boxes[where].append(box)
+        boxes[where].append(np.append(box, np.float32(score)))
+    if entries and not matched:
+        raise KitposeError("no detection names one of the images (by image_id, the number in a file's name, "
+                           "or by file_name)", file=file)
     return boxes
+
+
+def _whole(value: Any, file: str, n: int, key: str) -> int:
+    """A detection's id as a whole number ("139" and 139.0 are 139); anything else is an error."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not number.is_integer():
+        raise KitposeError(f"{key} must be a whole number, not {value!r}", file=file, path=f"[{n}]")
+    return int(number)
 
 
 def draw(image: np.ndarray, people: Sequence[Person], skeleton: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -284,7 +341,7 @@ def coco_results(people: Sequence[Sequence[Person]], files: Sequence[Path]) -> l
         for person in found:
             scores = person.scores if person.scores is not None else np.ones(len(person.keypoints), np.float32)
             flat = np.concatenate([person.keypoints, scores[:, None]], 1).reshape(-1)
-            out.append({"image_id": int(file.stem) if file.stem.isdigit() else file.stem, "category_id": 1,
+            out.append({"image_id": int(file.stem) if file.stem.isdigit() else file.name, "category_id": 1,
                         "keypoints": [round(float(v), 3) for v in flat], "score": round(person.score, 5),
                         "file_name": file.name})
     return out

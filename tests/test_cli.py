@@ -74,7 +74,8 @@ def test_show_prints_every_setting_and_the_result_is_a_recipe(cli, tmp_path):
     assert config["monitors"]["console"]["use"] == "console"  # the monitors every run has
     assert config["monitors"]["jsonl"]["file"] == "metrics.jsonl"
     assert config["data"]["val"]["workers"] == 0 and config["data"]["train"]["shuffle"] is True
-    assert config["train"]["optimizer"]["eps"] == 1e-8
+    assert config["train"]["optimizer"] == {"use": "adam", "lr": 2.0e-3, "betas": [0.9, 0.999], "weight_decay": 0.0}
+    assert "vars" not in config  # filled in where they were used
     (tmp_path / "shown.yaml").write_text(shown.stdout)
     checked = cli("check", str(tmp_path / "shown.yaml"))
     assert checked.returncode == 0, checked.stderr

@@ -46,37 +46,101 @@ def test_predictions_are_what_the_test_pass_scored(trained):
         np.testing.assert_allclose(distance[visible], scored[visible], rtol=1e-4, atol=1e-4)
 
 
-def test_predict_command_writes_coco_results_and_pictures(trained, tmp_path):
+def test_predict_command_on_whole_images(trained, tmp_path):
     test = kitpose.build("dataset", "synthetic", split="test", size=3, image_size=64)
     images = tmp_path / "images"
     images.mkdir()
     for i in range(3):
         depth = np.clip(test[i]["image"][..., 0] * 255, 0, 255).astype(np.uint8)
         cv2.imwrite(str(images / f"{100 + i}.png"), depth)
-    detections = [{"image_id": 100, "bbox": [0, 0, 64, 64], "score": 0.9, "category_id": 1},
-                  {"image_id": 100, "bbox": [4, 4, 50, 50], "score": 0.8, "category_id": 1},
-                  {"image_id": 101, "bbox": [0, 0, 64, 64], "score": 0.7, "category_id": 1},
-                  {"image_id": 101, "bbox": [0, 0, 10, 10], "score": 0.7, "category_id": 3},  # not a person
-                  {"image_id": 555, "bbox": [0, 0, 64, 64], "score": 0.7, "category_id": 1}]  # no such image
-    boxes = tmp_path / "detections.json"
-    boxes.write_text(json.dumps(detections))
-    result = run_cli("predict", str(trained), str(images), "--boxes", str(boxes), "--out", str(tmp_path / "out"),
-                     "--decoder", "standard")
+    result = run_cli("predict", str(trained), str(images), "--out", str(tmp_path / "out"), "--decoder", "standard")
     assert result.returncode == 0, result.stderr
     assert "predicted 3 people in 3 images with decoder 'standard'" in result.stdout
     found = json.loads((tmp_path / "out" / "keypoints.json").read_text())
-    assert [r["image_id"] for r in found] == [100, 100, 101]
+    assert [r["image_id"] for r in found] == [100, 101, 102]
     assert all(len(r["keypoints"]) == 16 * 3 and r["category_id"] == 1 for r in found)
-    assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == ["100.jpg", "101.jpg", "102.jpg"]
+    assert sorted(p.name for p in (tmp_path / "out" / "images").iterdir()) == ["100.png", "101.png", "102.png"]
+    # this recipe does not crop: boxes would be ignored, so they are refused
+    (tmp_path / "boxes.json").write_text(json.dumps([{"image_id": 100, "bbox": [4, 4, 50, 50], "score": 1}]))
+    refused = run_cli("predict", str(trained), str(images), "--boxes", str(tmp_path / "boxes.json"))
+    assert refused.returncode == 2 and "does not crop people" in refused.stderr
+
+
+def test_the_predictor_leaves_gradients_on(trained):
+    import torch
+
+    Predictor.from_run(trained)([np.zeros((64, 64, 1), np.float32)])
+    assert torch.is_grad_enabled()  # a script may go on to train
+
+
+@pytest.fixture(scope="module")
+def coco_run(tmp_path_factory):
+    from test_recipes import SMALL_MODEL, fixture_overrides
+
+    folder = tmp_path_factory.mktemp("coco") / "run"
+    run_recipe(str(ROOT / "recipes" / "coco_hrnet_w32.yaml"),
+               fixture_overrides("coco", "person_keypoints_tiny.json", "images") + SMALL_MODEL, run_dir=str(folder))
+    return folder
+
+
+def test_top_down_predictions_are_the_test_flows_in_image_pixels(coco_run):
+    """On the COCO recipe (crop, flip test, crop.inverse in the flow) the predictor, given the
+    annotated boxes, gives what the full test flow gives on the test data."""
+    from kitpose.data import build_split, collate
+    from kitpose.flow import FlowRunner
+
+    predictor = Predictor.from_run(coco_run, decoder="dark", device="cpu")
+    split = predictor.plan.splits["test"]
+    data = build_split(split, predictor.plan.registry)
+    specs = predictor.plan.components["metrics"].members
+    full = FlowRunner(predictor.plan.flow_for("test"), predictor.objects,
+                      lambda component, member: specs[member].build(predictor.plan.registry))
+    import torch
+
+    with torch.no_grad():
+        env = full(collate([data[i] for i in range(len(data))]))["dark"]
+    raw = [data.dataset[i] for i in range(len(data))]
+    people = predictor([r["image"] for r in raw], [[r["bbox"]] for r in raw], batch_size=2)
+    got = np.stack([p[0].keypoints for p in people])
+    np.testing.assert_allclose(got, env["pred_keypoints"].numpy(), atol=1e-3)
+    np.testing.assert_allclose(np.stack([p[0].scores for p in people]), env["scores"].numpy(), atol=1e-5)
+
+
+def test_predict_command_with_detections(coco_run, tmp_path):
+    fixture = ROOT / "tests" / "fixtures" / "coco"
+    annotations = json.loads((fixture / "person_keypoints_tiny.json").read_text())
+    image = annotations["images"][0]
+    folder = tmp_path / "images"
+    folder.mkdir()
+    (folder / f"{image['id']}.jpg").write_bytes((fixture / "images" / image["file_name"]).read_bytes())
+    people = [a for a in annotations["annotations"] if a["image_id"] == image["id"]]
+    detections = [{"image_id": image["id"], "bbox": a["bbox"], "score": 0.9, "category_id": 1} for a in people]
+    detections += [{"image_id": image["id"], "bbox": people[0]["bbox"], "score": 0.1, "category_id": 1},  # low
+                   {"image_id": image["id"], "bbox": [0, 0, 10, 10], "score": 0.9, "category_id": 3},  # not a person
+                   {"image_id": 424242, "bbox": [0, 0, 10, 10], "score": 0.9, "category_id": 1}]  # no such image
+    (tmp_path / "detections.json").write_text(json.dumps(detections))
+    result = run_cli("predict", str(coco_run), str(folder), "--boxes", str(tmp_path / "detections.json"),
+                     "--min-score", "0.5", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    found = json.loads((tmp_path / "out" / "keypoints.json").read_text())
+    assert len(found) == len(people) and all(r["image_id"] == image["id"] for r in found)
+    assert all(len(r["keypoints"]) == 17 * 3 and 0 < r["score"] <= 0.9 for r in found)
+    for result_, person in zip(found, people):  # each prediction lies around its box
+        x, y, w, h = person["bbox"]
+        xy = np.asarray(result_["keypoints"]).reshape(17, 3)[:, :2]
+        assert (xy[:, 0] > x - w).all() and (xy[:, 0] < x + 2 * w).all()
+        assert (xy[:, 1] > y - h).all() and (xy[:, 1] < y + 2 * h).all()
 
 
 @pytest.mark.parametrize("args, message", [
     (["{tmp}", "{tmp}"], "not a run directory (no recipe.yaml)"),
     (["{run}", "{tmp}/nothing"], "nothing: no such image or folder"),
     (["{run}", "{tmp}", "--decoder", "drak"], "no decoder 'drak' in the run's test flow (did you mean 'dark'?)"),
+    (["{run}", "{tmp}", "--checkpoint", "last", "--boxes", "{tmp}/dets.json"], "image_id must be a whole number"),
 ])
 def test_predict_mistakes_are_one_line(trained, tmp_path, args, message):
     cv2.imwrite(str(tmp_path / "1.png"), np.zeros((64, 64), np.uint8))
+    (tmp_path / "dets.json").write_text(json.dumps([{"image_id": [1], "bbox": [0, 0, 5, 5]}]))
     filled = [a.replace("{tmp}", str(tmp_path)).replace("{run}", str(trained)) for a in args]
     result = run_cli("predict", *filled)
     assert result.returncode == 2
