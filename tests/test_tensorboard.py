@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
@@ -74,3 +76,68 @@ def test_pictures_table_and_hparams(events):
     layout = layout_pb2.Layout.FromString(config)
     charts = {c.title: list(c.multiline.tag) for category in layout.category for c in category.chart}
     assert charts["EPE"] == ["val/EPE/peak", "val/EPE/shifted"]  # every decoder on one chart
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _screenshot(url: str, path, tmp_path) -> "np.ndarray":
+    import shutil
+    import subprocess
+
+    import cv2
+
+    browser = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
+                   None)
+    if browser is None:
+        pytest.fail("the browser test needs Chromium: apt-get install chromium")
+    profile = tmp_path / f"profile-{path.stem}"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--enable-unsafe-swiftshader",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", "--hide-scrollbars",
+                    "--window-size=1400,1000", "--virtual-time-budget=15000", f"--screenshot={path}", url],
+                   check=True, capture_output=True, timeout=180)
+    page = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert page is not None
+    return page
+
+
+@pytest.mark.slow
+def test_tensorboard_shows_the_run_in_chromium(events, tmp_path):
+    """A real TensorBoard server (it serves its page offline) and a real browser: the header
+    renders, and the heatmap pictures this monitor wrote appear on the page."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    accumulator, _, _ = events
+    logdir = accumulator.path
+    port = _free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--port", str(port),
+                               "--host", "127.0.0.1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ})
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        page = _screenshot(f"http://127.0.0.1:{port}/?tagFilter=heatmaps#timeseries", tmp_path / "images.png",
+                           tmp_path)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    b, g, r = (page[..., c].astype(int) for c in range(3))
+    header = page[:60]
+    orange = (header[..., 2] > 220) & (header[..., 1] > 100) & (header[..., 1] < 150) & (header[..., 0] < 40)
+    assert orange.mean() > 0.5  # TensorBoard's own page rendered
+    deep_blue = (b > 120) & (g < 40) & (r < 40)  # the colour map's cold end: the heatmaps drawn
+    assert deep_blue.sum() > 3000
