@@ -272,6 +272,27 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
     return 0
 
 
+#: why the command line chose OMP_WAIT_POLICY=PASSIVE (a run reports it when it starts)
+PASSIVE_REASON = "KITPOSE_PASSIVE_WAIT_BECAUSE"
+
+
+def _calm_threads_on_a_busy_machine(torch_loaded: bool | None = None) -> None:
+    """Before torch loads: when other work keeps cores busy, make idle OpenMP threads sleep
+    at once (``OMP_WAIT_POLICY=PASSIVE``) instead of spinning for their turn, which on a busy
+    machine slows training down far more than its share (``benchmarks/busy.py``). The wait
+    policy changes no number a run computes; an explicit ``OMP_WAIT_POLICY`` is kept."""
+    if torch_loaded is None:
+        torch_loaded = "torch" in sys.modules  # too late: OpenMP read the policy when torch loaded
+    if "OMP_WAIT_POLICY" in os.environ or torch_loaded:
+        return
+    from kitpose.threads import busy_cores
+
+    busy = busy_cores(reads=5, interval=0.02)
+    if busy:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+        os.environ[PASSIVE_REASON] = f"{busy} of {os.cpu_count()} cores busy with other work"  # the run says so
+
+
 # -- entry point ----------------------------------------------------------------------------
 def _plugin_options(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """``-p`` values, read before the parser exists (plugins may add commands)."""
@@ -296,6 +317,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("KITPOSE_DEBUG"))
+    if {"run", "study"} & set(argv):
+        _calm_threads_on_a_busy_machine()
     try:
         from kitpose import plugins
 

@@ -371,6 +371,19 @@ class Run:
                 self.scheduler.load_state_dict(ckpt["scheduler"])
         checkpoint.set_rng_state(ckpt["rng"])
 
+    def apply_threads(self) -> None:
+        """Set torch's CPU threads from the ``threads`` setting (see :mod:`kitpose.threads`)."""
+        from kitpose import threads
+
+        count, why = threads.choose(self.recipe.select("threads"), torch.get_num_threads())
+        if count != torch.get_num_threads():
+            self._threads_before = torch.get_num_threads()
+            torch.set_num_threads(count)
+        log.info("%d CPU threads (%s)", count, why)  # the console monitor's start line says it too
+        reason = os.environ.get("KITPOSE_PASSIVE_WAIT_BECAUSE")
+        if reason and os.environ.get("OMP_WAIT_POLICY") == "PASSIVE":
+            log.info("OMP_WAIT_POLICY=PASSIVE: %s", reason)
+
     def _has_checkpoint(self) -> bool:
         return (self.dir / "checkpoints" / "last.pt").is_file()
 
@@ -386,6 +399,7 @@ class Run:
             try:
                 self._write_run_files()
                 self.build()
+                self.apply_threads()
                 if self.resume_from is not None:
                     self.restore(self.dir / "checkpoints" / "last.pt")
                 self.build_monitors()
@@ -425,6 +439,8 @@ class Run:
                 raise
             finally:
                 self.stop = None
+                if getattr(self, "_threads_before", None):  # a process that runs again keeps its own count
+                    torch.set_num_threads(self._threads_before)
                 self.notify("close", ending=True)
                 for handler in getattr(self, "_log_handlers", ()):
                     log.removeHandler(handler)
@@ -735,6 +751,20 @@ class _RunLogHandler(logging.FileHandler):
             error = sys.exc_info()[1]
             print(f"kitpose: warning: cannot write {self.baseFilename}: {error}; the log stops here",
                   file=sys.stderr)
+
+    def flush(self) -> None:
+        """Flush, except after a failed write: the disk that refused it refuses the rest too,
+        and the run has said so once already."""
+        try:
+            super().flush()
+        except OSError:
+            self.failed = True
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except OSError:  # what was buffered is lost with the disk; the run says why itself
+            self.failed = True
 
 
 def _worker_error(exc: KitposeError) -> KitposeError:

@@ -77,6 +77,13 @@ def device_problem(value: str) -> str | None:
     return None if DEVICE.match(value) else "must be auto, cpu, cuda, cuda:N or mps"
 
 
+def threads_problem(value: Any) -> str | None:
+    """``threads``: null, a whole number of at least 1, or ``auto``."""
+    if value is None or value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return None
+    return "must be null (torch's default), a number of threads >= 1, or auto"
+
+
 def objective_problem(value: Any) -> str | None:
     """``train.objective``: a tensor name, or a mapping of tensor names to number weights."""
     if isinstance(value, str):
@@ -180,6 +187,10 @@ class RunSettings:
     device: str = setting("auto", "auto | cpu | cuda | cuda:N | mps", example="cpu", rule=device_problem,
                           resume=True)
     deterministic: bool = setting(False, "use deterministic algorithms")
+    threads: Any = setting(None, "torch CPU threads: null keeps torch's default (one per core); a number; "
+                                 "auto: the cores other work leaves free when the run starts (results may "
+                                 "differ in their last digits between thread counts)", example="auto",
+                           rule=threads_problem, resume=True)
     amp: Optional[str] = setting(None, "mixed precision on CUDA: null | bf16 | fp16", choices=(None, "bf16", "fp16"))
     runs_dir: str = setting("runs", "folder under which runs/<name>/<time>/ is made", example="runs", resume=True)
     data: Any = setting(help="datasets, transforms and loaders per split")

@@ -39,7 +39,7 @@ def test_the_test_pass_shows_progress_and_counts_read_well():
         monitor.on_evaluate("test", done, 3)
     monitor.on_evaluate("val", 0, 2)  # validation has its own lines after it ends
     text = monitor.stream.getvalue()
-    assert "(1 epoch x 1 step)" in text
+    assert "(1 epoch x 1 step" in text
     assert "test: 3 batches" in text and "test batch 3/3" in text and "val" not in text
 
 
@@ -59,3 +59,25 @@ def test_on_a_terminal_the_test_bar_replaces_the_training_bar():
     before = monitor.stream.getvalue()
     monitor.close()
     assert monitor.stream.getvalue() == before  # nothing drawn after the results table
+
+
+def test_a_busy_machine_is_said_on_the_start_line(monkeypatch):
+    import kitpose.cli as cli
+    import kitpose.threads as threads
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.delenv(cli.PASSIVE_REASON, raising=False)
+    monkeypatch.setattr(threads, "busy_cores", lambda **kw: 1)
+    cli._calm_threads_on_a_busy_machine(torch_loaded=False)  # as `kitpose run` does before torch loads
+    import os
+
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monitor = ConsoleMonitor(bar=False)
+    monitor.stream = io.StringIO()
+    monitor.on_start(RunInfo(name="r", dir=Path("."), recipe={}, epochs=1, steps_per_epoch=1))
+    assert f"1 of {os.cpu_count()} cores busy with other work: OMP_WAIT_POLICY=PASSIVE" in monitor.stream.getvalue()
+    # a wait policy the user set is theirs
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.delenv(cli.PASSIVE_REASON)
+    cli._calm_threads_on_a_busy_machine(torch_loaded=False)
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE" and cli.PASSIVE_REASON not in os.environ

@@ -180,3 +180,18 @@ def test_sampler_length_matches_its_indices(size, world, pad, drop_last):
         indices = list(sampler)
         assert len(sampler) == len(indices)
         assert sampler.batches_per_epoch() == -(-len(indices) // 2)
+
+
+def test_threads_setting_applies_for_the_run_only(toy_recipe, tmp_path):
+    import torch
+
+    from kitpose import threads
+
+    before = torch.get_num_threads()
+    run_recipe(str(toy_recipe), ["train.epochs=1", "+threads=1"], run_dir=str(tmp_path / "one"))
+    assert "INFO 1 CPU threads (threads setting)" in (tmp_path / "one" / "run.log").read_text()
+    assert torch.get_num_threads() == before  # given back when the run ends
+    # auto: the cores other processes leave free, never more than torch's own count
+    count, why = threads.choose("auto", 2)
+    assert 1 <= count <= 2 and why.startswith("auto")
+    assert threads.choose(None, 2) == (2, "torch's default")

@@ -15,9 +15,28 @@ def _format(scalars: Mapping[str, float], keys: tuple[str, ...] | None = None) -
     return " ".join(f"{k}={v:.4g}" for k, v in items)
 
 
+def _threads_note() -> str:
+    """What the run does about a busy machine: fewer torch threads, passive OpenMP waiting."""
+    import os
+
+    import torch
+
+    notes = []
+    threads, cores = torch.get_num_threads(), os.cpu_count() or 0
+    if threads < cores:
+        notes.append(f"{_count(threads, 'CPU thread')}")
+    reason = os.environ.get("KITPOSE_PASSIVE_WAIT_BECAUSE")
+    if reason and os.environ.get("OMP_WAIT_POLICY") == "PASSIVE":
+        notes.append(f"{reason}: OMP_WAIT_POLICY=PASSIVE")
+    return "; " + "; ".join(notes) if notes else ""
+
+
+_PLURALS = {"batch": "batches"}
+
+
 def _count(n: int, word: str) -> str:
     """``1 epoch``, ``8 epochs``, ``2 batches``."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}{'es' if word.endswith('ch') else 's'}"
+    return f"{n} {word}" if n == 1 else f"{n} {_PLURALS.get(word, word + 's')}"
 
 
 class ConsoleMonitor(Monitor):
@@ -40,7 +59,7 @@ class ConsoleMonitor(Monitor):
         done = run.start_epoch * run.steps_per_epoch
         self.start, self.first = time.perf_counter(), done
         print(f"kitpose: run {run.name} -> {run.dir} ({_count(run.epochs, 'epoch')} x "
-              f"{_count(run.steps_per_epoch, 'step')})", file=self.stream, flush=True)
+              f"{_count(run.steps_per_epoch, 'step')}{_threads_note()})", file=self.stream, flush=True)
         if self.use_bar and self.total:
             from tqdm import tqdm
 
