@@ -11,6 +11,7 @@ the numbers the code printed, never numbers typed by hand.
 """
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,4 +53,26 @@ def fill(page: str | Path, key: str, text: str, images: Sequence[Path] = ()) -> 
         block += f"\n![{key}: {image.stem}]({name})\n"
     head, rest = content.split(start, 1)
     _, tail = rest.split(end, 1)
+    block = nest_headings(block, _level_above(head))
     write_atomic(page, f"{head}{start}\n{block}{end}{tail}")
+
+
+def _level_above(text: str) -> int:
+    """The level of the last Markdown heading in ``text`` (0 without one), code blocks aside."""
+    level, fenced = 0, False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and re.match(r"#{1,6} ", line):
+            level = len(line) - len(line.lstrip("#"))
+    return level
+
+
+def nest_headings(text: str, parent: int) -> str:
+    """``text``'s headings moved so that its top level sits just under a heading of level
+    ``parent`` (a block filled under ``### Section`` gets ``####`` headings)."""
+    levels = [len(m.group(1)) for m in re.finditer(r"^(#{1,6}) ", text, flags=re.M)]
+    if not levels:
+        return text
+    shift = parent + 1 - min(levels)
+    return re.sub(r"^(#{1,6}) ", lambda m: "#" * min(6, max(1, len(m.group(1)) + shift)) + " ", text, flags=re.M)

@@ -90,7 +90,7 @@ def test_a_study_with_seeds_reports_spread_and_judges_its_claims(tmp_path):
     text = page.read_text()
     assert "old numbers" not in text and text.endswith("<!-- /kitpose:toy_study_seeds -->\nprose\n")
     study_md = (tmp_path / "study.md").read_text().strip()
-    assert study_md.replace("\n## ", "\n### ") in text and "(toy_study_seeds.png)" in text  # under the page's heading
+    assert study_md in text and "(toy_study_seeds.png)" in text  # "## Claims" under the page's "# Results"
     assert (tmp_path / "toy_study_seeds.png").stat().st_size > 5000
 
 

@@ -210,8 +210,7 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
         draw_chart(results, root / "study.png", chart)
     print(text)
     if page:
-        pages.fill(page, study_recipe.name, text.replace("\n## ", "\n### "),  # under the page's own heading
-                   [root / "study.png", root / "study_per_joint.png"])
+        pages.fill(page, study_recipe.name, text, [root / "study.png", root / "study_per_joint.png"])
         print(f"study: tables written into {page}")
     print(f"study: written to {root}")
     return root
