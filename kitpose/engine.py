@@ -732,7 +732,10 @@ class Run:
                 samples.write(self.dir, index, per_sample, names)
                 if not len(index):
                     log.info("errors.npz: the test batches carry no 'index', so no per-sample numbers were kept")
-            best = f" (best epoch {self.state.best_epoch})" if self.state.best_epoch else ""
+            if self.test_cfg["checkpoint"] == "last" and self.state.epoch:
+                best = f" (last epoch, {self.state.epoch})"
+            else:
+                best = f" (best epoch {self.state.best_epoch})" if self.state.best_epoch else ""
             print(f"\nTest results{best}, {self.dir}:\n{table}")
             log.info("test results\n%s", table)
         self.notify("on_end", metrics, table)
