@@ -89,6 +89,7 @@ def held(tmp_path: Path, **values) -> Path:
     return path
 
 
+@pytest.mark.slow  # 40 s of waiting out a timeout; the killed-rank test below covers a lost rank by default
 def test_a_stuck_rank_fails_after_dist_timeout_in_one_line(tmp_path):
     recipe = held(tmp_path, at_call=6, sleep=12)  # rank 1 stalls in epoch 3; the other waits 4 s
     stuck = torchrun("run", str(recipe), "--run-dir", str(tmp_path / "run"), cwd=tmp_path)
