@@ -95,6 +95,8 @@ class Predictor:
         self.transforms = [t.build(plan.registry) for t in split.transforms] if split is not None else []
         #: whether the recipe crops each person's box (top-down); otherwise images go in whole
         self.crops = any(getattr(t, "input_size", None) is not None for t in self.transforms)
+        #: the recipe's own geometric transform, whose ``inverse`` maps model-input pixels back
+        self.inverter = next((t for t in reversed(self.transforms) if callable(getattr(t, "inverse", None))), None)
         self.amp = plan.recipe.select("amp")  # the test ran under autocast on CUDA with it
         first = next((m for m in module.modules() if isinstance(m, torch.nn.Conv2d)), None)
         self.channels = first.in_channels if first is not None else 3
@@ -164,12 +166,13 @@ class Predictor:
                     branches = self.runner(batch)
                 env = branches[self.branch or next(iter(branches))]
                 points = env[self.pred].float().cpu().numpy()[..., :2]
+                if self.in_model_pixels and self.inverter is not None and "matrix" in samples[0]:
+                    matrices = np.stack([sample["matrix"] for sample in samples])
+                    points = np.asarray(self.inverter.inverse(points, matrices), dtype=np.float32)
                 scores = env[self.scores].float().cpu().numpy() if self.scores else None
                 for n, (i, box) in enumerate(part):
-                    xy = _invert(points[n], samples[n]["matrix"]) if self.in_model_pixels and "matrix" in samples[n] \
-                        else points[n]
-                    out[i].append(Person(xy.astype(np.float32), None if scores is None else scores[n].reshape(-1),
-                                         box[:4], float(box[4]) if box.size > 4 else 1.0))
+                    out[i].append(Person(points[n], None if scores is None else scores[n].reshape(-1), box[:4],
+                                         float(box[4]) if box.size > 4 else 1.0))
                 bar.update(len(part))
         bar.close()
         return out
@@ -199,13 +202,6 @@ class Predictor:
         sample.pop("keypoints", None)
         sample.pop("visible", None)
         return sample
-
-
-def _invert(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Points [K, 2] through the inverse of the 2 x 3 affine ``matrix`` (image -> model input)."""
-    full = np.vstack([np.asarray(matrix, dtype=np.float64).reshape(2, 3), [0.0, 0.0, 1.0]])
-    back = np.linalg.inv(full)
-    return points @ back[:2, :2].T + back[:2, 2]
 
 
 def _channels(image: np.ndarray, channels: int) -> np.ndarray:
