@@ -94,7 +94,16 @@ def codec_arguments(description: str) -> argparse.Namespace:
                         help="where kitpose's side runs: cpu (default) or cuda; the references stay on the CPU")
     parser.add_argument("--policies", action="store_true",
                         help="run once with OMP_WAIT_POLICY=ACTIVE and once with PASSIVE")
+    parser.add_argument("--heap", choices=("kept", "default"), default="kept",
+                        help="kept (default): freed memory stays in the process, as in kitpose run "
+                             "(kitpose.memory); default: glibc's own thresholds")
     args = parser.parse_args()
+    if args.heap == "kept":
+        from kitpose.memory import keep_freed_memory
+
+        args.heap_outcome = keep_freed_memory()
+    else:
+        args.heap_outcome = "glibc's default thresholds"
     if args.policies:
         argv = [a for a in sys.argv[1:] if a != "--policies"]
         codes = [subprocess.run([sys.executable, sys.argv[0], *argv],
@@ -139,6 +148,7 @@ def header(what: str, batch: int, args: argparse.Namespace, extra: str = "") -> 
     busy = f", {args.load} busy processes alongside" if args.load else ""
     where = f", kitpose on {args.device}" if args.device != "cpu" else ""
     return (f"{what} B={batch} K={args.joints}{extra}{where}, torch threads {args.threads} ({wait_policy()}){busy}, "
+            f"heap: {args.heap_outcome}, "
             f"{args.rounds} rounds of {args.calls} kitpose calls and 1 reference call; "
             f"speed-up = median over rounds of reference / kitpose's best call in the round")
 

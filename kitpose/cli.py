@@ -319,6 +319,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv or bool(os.environ.get("KITPOSE_DEBUG"))
     if {"run", "study"} & set(argv):
         _calm_threads_on_a_busy_machine()
+    if {"run", "study", "predict"} & set(argv):
+        from kitpose.memory import keep_freed_memory
+
+        keep_freed_memory()  # no faults on every step's large temporaries; changes no number
     try:
         from kitpose import plugins
 

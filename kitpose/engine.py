@@ -383,6 +383,10 @@ class Run:
         reason = os.environ.get("KITPOSE_PASSIVE_WAIT_BECAUSE")
         if reason and os.environ.get("OMP_WAIT_POLICY") == "PASSIVE":
             log.info("OMP_WAIT_POLICY=PASSIVE: %s", reason)
+        from kitpose import memory
+
+        if memory.outcome:
+            log.info("allocator: %s", memory.outcome)
 
     def _has_checkpoint(self) -> bool:
         return (self.dir / "checkpoints" / "last.pt").is_file()

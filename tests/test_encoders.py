@@ -402,7 +402,7 @@ def test_udp_targets_decode_back_with_dark_udp():
     ("gaussian", {"border": "reference", "visibility": "darkpose"}),
     ("gaussian", {"sigma": 2.5, "border": "reference", "visibility": "mmpose"}), ("udp", {}), ("one_hot", {}),
     ("one_hot", {"unbiased": True}), ("disk", {"convention": "udp"}), ("megvii", {}), ("udp_combined", {}),
-    ("gaussian3d", {"depth_bins": 2}), ("one_hot3d", {"depth_bins": 2, "unbiased": True}),
+    ("gaussian3d", {"depth_bins": 2}), ("one_hot3d", {"depth_bins": 2}), ("one_hot3d", {"depth_bins": 2, "unbiased": True}),
 ])
 def test_the_small_batch_numpy_path_draws_what_the_torch_path_draws(name, params, monkeypatch):
     # one image on the CPU goes through numpy; keypoints that need gradients (and any other

@@ -219,24 +219,52 @@ class OneHotEncoder(HeatmapEncoder):
         return ((mu >= 0) & (mu <= self.last_cells(mu.dtype))).all(-1)
 
     def encode_numpy(self, points: np.ndarray, vis: np.ndarray, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-        """Quantised maps in a dozen numpy steps: the nearest cell once, a failed range check
-        for non-finite points (NaN and infinity compare false), a one per kept joint."""
+        """Quantised maps in a dozen numpy steps, in place where they can be: the nearest cell
+        once, a range check that non-finite points fail (NaN and infinity compare false),
+        a one per kept joint."""
         if self.unbiased or not defined_together(type(self), "encode_numpy", ONE_HOT_MIRRORS):
             return super().encode_numpy(points, vis, dtype)
         scale, offset = self.grid_numpy(points.dtype)
-        cells = np.floor((points * scale + offset) + 0.5)
-        keep, weights = visibility_rule(self.visibility, vis, ((cells >= 0) & (cells <= self.last_cells(cells.dtype))).all(-1))
+        cells = points * scale
+        cells += offset
+        cells += 0.5
+        np.floor(cells, out=cells)
+        middle = self.middle_cells(cells.dtype)  # 0 <= cell <= size - 1  <=>  |cell - middle| <= middle
+        inside = np.abs(cells - middle) <= middle
+        keep, weights = visibility_rule(self.visibility, vis, inside.all(-1))
         maps, weights = torch.from_numpy(self.ones_at(cells, keep)), torch.from_numpy(weights)
         return {"heatmaps": maps if maps.dtype == dtype else maps.to(dtype),
                 "weights": weights if weights.dtype == dtype else weights.to(dtype)}
 
     def ones_at(self, cells: np.ndarray, keep: np.ndarray) -> np.ndarray:
-        """Maps ``[B, K, (d,) h, w]`` of zeros with a one at each kept joint's whole ``cells``."""
+        """Maps ``[B, K, (d,) h, w]`` of zeros with a one at each kept joint's whole ``cells``,
+        written through flat indices (``map * cells per map + cell``, whole numbers in float64)."""
         sizes = self.grid.sizes
-        maps = np.zeros((keep.size, math.prod(sizes)), dtype=cells.dtype)
-        joints = np.flatnonzero(keep)
-        maps[joints, (cells.reshape(-1, len(sizes))[joints] @ self.cell_strides).astype(np.intp)] = 1
+        per_map = math.prod(sizes)
+        kept = keep.reshape(-1)
+        flat = cells.reshape(-1, len(sizes))[kept] @ self.cell_strides  # kept joints only: all finite
+        flat += self.map_starts(keep.size, per_map)[kept]
+        maps = np.zeros(keep.size * per_map, dtype=cells.dtype)
+        maps[flat.astype(np.intp)] = 1
         return maps.reshape(keep.shape + tuple(reversed(sizes)))
+
+    def map_starts(self, maps: int, per_map: int) -> np.ndarray:
+        """Where each of ``maps`` flattened maps starts, ``[maps]`` float64; the last few kept."""
+        cache = self.__dict__.setdefault("_map_starts", {})
+        key = (maps, per_map)
+        if key not in cache:
+            if len(cache) >= 8:
+                cache.clear()
+            cache[key] = np.arange(maps, dtype=np.float64) * per_map
+        return cache[key]
+
+    def middle_cells(self, dtype: np.dtype) -> np.ndarray:
+        """The middle of every axis, ``(size - 1) / 2``, as a numpy array of ``dtype``, made once."""
+        cache = self.__dict__.setdefault("_middle_cells", {})
+        key = (dtype, self.grid.sizes)
+        if key not in cache:
+            cache[key] = (np.asarray(self.grid.sizes, dtype=np.float64) - 1).astype(dtype) / 2
+        return cache[key]
 
     @property
     def cell_strides(self) -> np.ndarray:
