@@ -433,3 +433,105 @@ def test_page_renders_a_plot_in_chromium(server: VisdomServer, tmp_path: Path) -
 
     assert near((180, 119, 31)) > 100, "the blue 'loss' trace is not visible"
     assert near((14, 127, 255)) > 100, "the orange 'loss_heatmap' trace is not visible"
+
+
+class Page:
+    """A headless Chromium page driven over the DevTools protocol (websocket-client comes
+    with visdom): where each Visdom window sits, read while the windows arrive."""
+
+    BOXES = ("JSON.stringify([...document.querySelectorAll('.react-grid-item')].map(e => {"
+             " const r = e.getBoundingClientRect(); return [r.left, r.top, r.width, r.height]; }))")
+
+    def __init__(self, url: str, width: int) -> None:
+        import urllib.request
+
+        import websocket
+
+        self.profile = tempfile.mkdtemp(prefix="kitpose-chromium-")
+        port = free_port()
+        self.browser = subprocess.Popen(
+            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={self.profile}", f"--remote-debugging-port={port}",
+             f"--window-size={width},1000", url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        pages = wait_for(lambda: self._pages(urllib.request, port), timeout=60)
+        assert pages, "Chromium's DevTools did not answer"
+        self.socket = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], suppress_origin=True,
+                                                  timeout=30)
+        self.calls = 0
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=1000, deviceScaleFactor=1,
+                  mobile=False)
+
+    @staticmethod
+    def _pages(request, port: int) -> list[dict]:
+        try:
+            with request.urlopen(f"http://127.0.0.1:{port}/json", timeout=2) as answer:
+                return [t for t in json.load(answer) if t.get("type") == "page"]
+        except OSError:
+            return []
+
+    def call(self, method: str, **params) -> dict:
+        self.calls += 1
+        self.socket.send(json.dumps({"id": self.calls, "method": method, "params": params}))
+        while True:
+            message = json.loads(self.socket.recv())
+            if message.get("id") == self.calls:
+                return message.get("result", {})
+
+    def boxes(self) -> list[list[float]]:
+        """Each window's [left, top, width, height] in CSS pixels."""
+        return json.loads(self.call("Runtime.evaluate", expression=self.BOXES)["result"]["value"])
+
+    def close(self) -> None:
+        self.socket.close()
+        self.browser.kill()
+        self.browser.wait(timeout=30)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def overlaps(boxes: list[list[float]]) -> list[tuple[int, int]]:
+    """Pairs of windows that cover each other by more than a 2 px border."""
+    found = []
+    for i, (x1, y1, w1, h1) in enumerate(boxes):
+        for j, (x2, y2, w2, h2) in enumerate(boxes[i + 1:], start=i + 1):
+            if min(x1 + w1, x2 + w2) - max(x1, x2) > 2 and min(y1 + h1, y2 + h2) - max(y1, y2) > 2:
+                found.append((i, j))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("width", [1280, 1920])
+def test_windows_never_overlap_while_a_run_draws_them(server: VisdomServer, tmp_path: Path, width: int) -> None:
+    # the page is open before the run draws anything, as a user watching it live has it;
+    # after every event the page is asked where each window sits
+    from kitpose.cli import main
+
+    assert main(["visdom", "--install-assets"]) == 0
+    env = f"live{width}"
+    monitor = kitpose.build("monitor", "visdom", port=server.port, env=env, interval=0.1)
+    monitor.on_start(run_info(tmp_path))
+    assert wait_for(lambda: reader(server.port).win_exists("kitpose_run", env=env))
+    page = Page(f"http://127.0.0.1:{server.port}/env/{env}", width)
+    seen, found = 0, []
+
+    def look() -> None:
+        nonlocal seen
+        time.sleep(0.3)
+        boxes = page.boxes()
+        seen = max(seen, len(boxes))
+        found.extend(overlaps(boxes))
+
+    try:
+        for step in range(1, 31):
+            monitor.on_step(step, (step - 1) // 10, scalars(step))
+            if step % 10 == 0:
+                monitor.on_epoch(step // 10, metrics(step // 10), snapshot(step))
+            look()
+        monitor.on_end(metrics(3), TABLE)
+        monitor.close()
+        for _ in range(5):
+            look()
+    finally:
+        page.close()
+    assert seen >= 11  # run, loss, lr, throughput, 2 metrics, 4 pictures, results
+    assert found == [], f"windows overlapped at {width} px: {sorted(set(found))}"
