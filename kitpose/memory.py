@@ -14,7 +14,6 @@ It changes where memory comes from, never a number computed; the cost is that up
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 #: glibc's ``mallopt`` parameters (``malloc.h``)
@@ -63,10 +62,8 @@ def _apply() -> str:
 def _glibc() -> ctypes.CDLL | None:
     """The process's C library when it is glibc (the one ``mallopt`` thresholds apply to)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        version = ctypes.c_char_p
-        libc.gnu_get_libc_version.restype = version
-        libc.gnu_get_libc_version()
+        libc = ctypes.CDLL(None)  # the symbols already loaded: the process's own C library
+        libc.gnu_get_libc_version  # only glibc has it
     except (OSError, AttributeError):
         return None
     libc.mallopt.argtypes = (ctypes.c_int, ctypes.c_int)
