@@ -12,7 +12,7 @@ import torch
 import kitpose
 from kitpose.errors import ComponentError
 
-ALL = ("pckh", "pck", "auc", "rmse", "epe", "mpjpe", "pa_mpjpe", "oks_ap")
+ALL = ("pckh", "pck", "auc", "rmse", "epe", "mpjpe", "n_mpjpe", "pa_mpjpe", "oks_ap")
 
 
 def metric(name: str, **params):
@@ -92,11 +92,38 @@ def test_mpjpe_by_hand_and_root_relative():
     assert math.isnan(out["MPJPE"])
 
 
+def test_n_mpjpe_against_a_loop_over_samples():
+    # per sample: the least-squares scale s = sum(p . t) / sum(p . p) over the visible joints,
+    # after subtracting the root, then the mean distance of s p from t over them
+    g = torch.Generator().manual_seed(3)
+    target = torch.randn(5, 6, 3, generator=g, dtype=torch.float64) * 100
+    pred = 1.3 * target + torch.randn(5, 6, 3, generator=g, dtype=torch.float64) * 10
+    visible = torch.rand(5, 6, generator=g) > 0.2
+    visible[:, 0] = True
+    pred[~visible] = float("nan")  # what invisible joints hold must not matter
+    total, count = 0.0, 0
+    for b in range(5):
+        p = (pred[b] - pred[b, 0]).numpy()[visible[b].numpy()]
+        t = (target[b] - target[b, 0]).numpy()[visible[b].numpy()]
+        scale = (p * t).sum() / (p * p).sum()
+        total += float(np.linalg.norm(scale * p - t, axis=-1).sum())
+        count += len(p)
+    out = computed("n_mpjpe", {"root": 0}, pred=pred, target=target, visible=visible)["N-MPJPE"]
+    assert out == pytest.approx(total / count, rel=1e-9)
+    # only the size differs: N-MPJPE is 0 where MPJPE is not
+    clean = computed("n_mpjpe", {"root": 0}, pred=2.5 * target, target=target)["N-MPJPE"]
+    assert clean == pytest.approx(0.0, abs=1e-9)
+    assert computed("mpjpe", {"root": 0}, pred=2.5 * target, target=target)["MPJPE"] > 100
+    # a prediction at one point: scale 0, the error is the target's own spread
+    flat = computed("n_mpjpe", pred=torch.zeros(1, 2, 3), target=torch.tensor([[[3.0, 4.0, 0.0], [0.0, 0.0, 0.0]]]))
+    assert flat["N-MPJPE"] == pytest.approx(2.5)
+
+
 def test_joint_never_visible_is_nan_per_joint_but_not_in_the_mean():
     pred, target = torch.randn(4, 3, 2), torch.randn(4, 3, 2)
     visible = torch.tensor([[1, 1, 0]] * 4)
     for name, extra in [("pckh", {"head_size": torch.full((4,), 2.0)}), ("rmse", {}), ("epe", {}),
-                        ("pa_mpjpe", {}), ("auc", {"head_size": torch.full((4,), 2.0)})]:
+                        ("n_mpjpe", {}), ("pa_mpjpe", {}), ("auc", {"head_size": torch.full((4,), 2.0)})]:
         m = metric(name)
         m.update(pred=pred, target=target, visible=visible, **extra)
         assert all(math.isfinite(v) for v in m.compute().values()), name

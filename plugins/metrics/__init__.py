@@ -1,4 +1,4 @@
-"""Built-in plugin 'metrics': PCKh, PCK, AUC, RMSE, EPE, MPJPE, PA-MPJPE and COCO OKS AP.
+"""Built-in plugin 'metrics': PCKh, PCK, AUC, RMSE, EPE, MPJPE, N-MPJPE, PA-MPJPE and COCO OKS AP.
 
 Registered lazily; the implementations (and torch) load when a metric is first built.
 """
@@ -20,5 +20,6 @@ def kitpose_register(registry: "Registry") -> None:
     registry.metric("rmse", "kitpose_plugins.metrics.distance:RMSE")
     registry.metric("epe", "kitpose_plugins.metrics.distance:EPE")
     registry.metric("mpjpe", "kitpose_plugins.metrics.distance:MPJPE")
+    registry.metric("n_mpjpe", "kitpose_plugins.metrics.distance:NMPJPE")
     registry.metric("pa_mpjpe", "kitpose_plugins.metrics.distance:PAMPJPE")
     registry.metric("oks_ap", "kitpose_plugins.metrics.coco:OKSAP")

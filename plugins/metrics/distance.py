@@ -1,9 +1,10 @@
-"""Distance metrics over visible joints: RMSE, EPE (2D, pixels), MPJPE and PA-MPJPE (3D, mm).
+"""Distance metrics over visible joints: RMSE, EPE (2D, pixels), MPJPE, N-MPJPE and PA-MPJPE (3D, mm).
 
 - ``RMSE`` = sqrt(mean of squared distances): penalises large errors more than EPE.
 - ``EPE`` = mean Euclidean distance (end-point error).
 - ``MPJPE`` = mean per-joint position error, optionally after moving both skeletons so
   that a root joint coincides (Human3.6M protocol #1).
+- ``N-MPJPE`` = MPJPE after scaling each prediction by the least-squares factor to its target.
 - ``PA-MPJPE`` = MPJPE after a similarity Procrustes alignment of each prediction.
 
 All accept 2D or 3D coordinates; the value is in the coordinates' unit. Means pool every
@@ -142,13 +143,39 @@ class MPJPE(_DistanceMetric):
         self.root = None if root is None else int(root)
 
     def _distances(self, pred: Tensor, target: Tensor, vis: Tensor) -> tuple[Tensor, Tensor]:
+        pred, target, vis = self.rooted(pred, target, vis)
+        return (pred - target).norm(dim=-1), vis
+
+    def rooted(self, pred: Tensor, target: Tensor, vis: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Both skeletons relative to their ``root`` joint (unchanged without one), and which
+        joints count: those visible in samples whose root is visible."""
         if self.root is None:
-            return super()._distances(pred, target, vis)
+            return pred, target, vis
         if self.root >= pred.shape[1]:
-            raise ComponentError(f"metric 'mpjpe': root {self.root} is not one of the {pred.shape[1]} joints")
+            raise ComponentError(f"metric '{self.key}': root {self.root} is not one of the {pred.shape[1]} joints")
         r = self.root
-        pred, target = pred - pred[:, r:r + 1], target - target[:, r:r + 1]
-        return (pred - target).norm(dim=-1), vis & vis[:, r:r + 1]
+        return pred - pred[:, r:r + 1], target - target[:, r:r + 1], vis & vis[:, r:r + 1]
+
+
+class NMPJPE(MPJPE):
+    """N-MPJPE: MPJPE after scaling each prediction to fit its target, optionally root-relative.
+
+    The scale is the least-squares one over the sample's visible joints,
+    ``sum(p . t) / sum(p . p)`` (Rhodin et al., 2018, as VideoPose3D computes it), after
+    ``root`` is subtracted; a sample whose prediction is all zero gets scale 0. It measures
+    the pose without the person's size, which a single image does not fix.
+    """
+
+    name = "N-MPJPE"
+    key = "n_mpjpe"
+
+    def _distances(self, pred: Tensor, target: Tensor, vis: Tensor) -> tuple[Tensor, Tensor]:
+        pred, target, vis = self.rooted(pred, target, vis)
+        p, t, mask = pred.double(), target.double(), vis.unsqueeze(-1)
+        power = torch.where(mask, p * p, 0.0).sum((1, 2))
+        fit = torch.where(mask, p * t, 0.0).sum((1, 2))
+        scale = torch.where(power > 0, fit / power.clamp_min(torch.finfo(p.dtype).tiny), torch.zeros_like(power))
+        return (scale[:, None, None] * p - t).norm(dim=-1), vis
 
 
 class PAMPJPE(_DistanceMetric):
