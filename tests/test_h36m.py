@@ -7,6 +7,7 @@ are keyed as many ``cameras.pkl`` files key them, ``(subject, index)`` with a ``
 from __future__ import annotations
 
 import csv
+import json
 import os
 import pickle
 from pathlib import Path
@@ -309,13 +310,19 @@ def test_check_without_the_data_names_the_override(tmp_path):
     assert "data.root=" in lines[0]
 
 
-def test_recipe_trains_one_epoch_on_the_fixture(fixture, tmp_path):
-    shrink = [f"data.root={fixture['root']}", "vars.depth=18", "vars.features=128",
-              "+components.backbone.base_channels=16", "+components.head.deconv_channels=32", "vars.input_size=64",
-              "vars.heatmap_size=16", "vars.depth_bins=8", "train.epochs=1", "data.val.dataset.every=1"]
+def shrunk(fixture, channels: int = 16, batch: int = 8) -> list[str]:
+    """Overrides that make recipes/integral_h36m.yaml a one-epoch run of seconds on the fixture."""
+    shrink = [f"data.root={fixture['root']}", "vars.depth=18", f"vars.features={8 * channels}",
+              f"+components.backbone.base_channels={channels}", f"+components.head.deconv_channels={2 * channels}",
+              "vars.input_size=64", "vars.heatmap_size=16", "vars.depth_bins=8", "train.epochs=1",
+              "data.val.dataset.every=1"]
     for split in ("train", "val", "test"):
-        shrink += [f"data.{split}.workers=0", f"data.{split}.batch_size=8"]
-    out = run_recipe(str(ROOT / "recipes" / "integral_h36m.yaml"), shrink, run_dir=str(tmp_path / "run"))
+        shrink += [f"data.{split}.workers=0", f"data.{split}.batch_size={batch}"]
+    return shrink
+
+
+def test_recipe_trains_one_epoch_on_the_fixture(fixture, tmp_path):
+    out = run_recipe(str(ROOT / "recipes" / "integral_h36m.yaml"), shrunk(fixture), run_dir=str(tmp_path / "run"))
     row = out["output"]
     assert set(row) == {"MPJPE", "PA-MPJPE"} and all(np.isfinite(v) and v > 0 for v in row.values())
     text = (tmp_path / "run" / "results.md").read_text()
@@ -390,3 +397,26 @@ def test_the_recipe_names_the_actions_in_the_datasets_order():
     recipe = load_recipe(str(ROOT / "recipes" / "integral_h36m.yaml"))
     assert tuple(recipe.select("vars.actions")) == ACTIONS
     assert recipe.select("components.metrics.mpjpe.groups") == list(ACTIONS)
+
+
+def test_a_study_over_seeds_gives_per_action_tables(fixture, tmp_path):
+    from kitpose_plugins.study.runner import run_study
+
+    shrink = shrunk(fixture, channels=8, batch=16)
+    study = tmp_path / "study_h36m.yaml"
+    study.write_text("kitpose: 1\nname: study_h36m\nstudy:\n"
+                     f"  runs: [{{recipe: {ROOT / 'recipes' / 'integral_h36m.yaml'}, label: {{model: ResNet-18}}}}]\n"
+                     f"  seeds: [1, 2]\n  overrides: {json.dumps(shrink)}\n  metrics: [MPJPE, PA-MPJPE]\n")
+    root = run_study(str(study), folder=str(tmp_path / "out"))
+    text = (root / "study.md").read_text()
+    assert "## Per group" in text and "### MPJPE by action" in text and "### PA-MPJPE by action" in text
+    assert "| model | decoder | Directions | Photo | (mean) |" in text
+    with open(root / "study_per_group.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2 * 2 * 3  # seeds x metrics x (2 actions and their mean)
+
+    def cell(group: str) -> str:  # mean ± sd over the two seeds, from the runs' own files
+        a, b = (float(r["value"]) for r in rows if r["metric"] == "MPJPE by action" and r["group"] == group)
+        return f"{(a + b) / 2:.4f} ± {abs(a - b) / 2 ** 0.5:.4f}"
+
+    assert f"| ResNet-18 | output | {cell('Directions')} | {cell('Photo')} | {cell('(mean)')} |" in text

@@ -45,3 +45,35 @@ def test_a_study_collects_per_joint_results_and_draws_them(tmp_path: Path) -> No
     rows = list(csv.DictReader(open(tmp_path / "study_per_joint.csv")))
     assert len(rows) == 24 and list(rows[0]) == ["model", "seed", "decoder", "metric", "joint", "value"]
     assert (tmp_path / "study_per_joint.png").stat().st_size > 10000
+
+
+def test_a_study_collects_per_group_results_as_mean_and_sd_over_seeds(tmp_path: Path) -> None:
+    from kitpose_plugins.study.runner import Run, write_per_group
+
+    runs = []
+    for model, base in (("ResNet", 50.0), ("HRNet", 40.0)):
+        for seed in (1, 2):
+            folder = tmp_path / f"{model}{seed}"
+            folder.mkdir()
+            per_group = {"output": {"MPJPE by action": {"Walking": base + seed, "Sitting": base + 10 * seed,
+                                                        "(mean)": base + 5.5 * seed}}}
+            results.write({"output": {"MPJPE": base}}, folder, per_group=per_group)
+            runs.append(Run("r.yaml", {"model": model, "seed": seed}, [], folder))
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    results.write(RESULTS, plain)  # a run without groups adds nothing
+    runs.append(Run("r.yaml", {"model": "none", "seed": 1}, [], plain))
+    text = write_per_group(runs, tmp_path)
+    rows = list(csv.DictReader(open(tmp_path / "study_per_group.csv")))
+    assert len(rows) == 12 and list(rows[0]) == ["model", "seed", "decoder", "metric", "group", "value"]
+    assert rows[0] == {"model": "ResNet", "seed": "1", "decoder": "output", "metric": "MPJPE by action",
+                       "group": "Walking", "value": "51.0"}
+    assert "## Per group" in text and "### MPJPE by action" in text
+    assert "| model | decoder | Walking | Sitting | (mean) |" in text
+    # Sitting over seeds 1 and 2: 60 and 70 for ResNet, 50 and 60 for HRNet; sd = 7.0711
+    assert "| ResNet | output | 51.5000 ± 0.7071 | 65.0000 ± 7.0711 | 58.2500 ± 3.8891 |" in text
+    assert "| HRNet | output | 41.5000 ± 0.7071 | 55.0000 ± 7.0711 | 48.2500 ± 3.8891 |" in text
+    assert "none" not in text
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert write_per_group(runs[-1:], empty) == "" and not (empty / "study_per_group.csv").exists()

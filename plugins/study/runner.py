@@ -18,8 +18,10 @@ A study recipe::
 Every run writes its own run directory under the study folder. Running the same command
 again skips finished runs and resumes an interrupted one from its last checkpoint.
 ``study.md`` holds the table (mean ± sd over seeds), the claims with their intervals and
-verdicts (see :mod:`kitpose_plugins.study.claims`) and per-joint tables; ``study.csv``
-one row per run and decoder, ``study_claims.csv`` and ``study_per_joint.csv`` the rest.
+verdicts (see :mod:`kitpose_plugins.study.claims`), per-group tables (metrics with
+``groups``, such as Human3.6M's actions) and the per-joint files; ``study.csv`` one row per
+run and decoder, ``study_claims.csv``, ``study_per_group.csv`` and ``study_per_joint.csv``
+the rest.
 """
 from __future__ import annotations
 
@@ -77,9 +79,10 @@ def read_results(folder: Path) -> dict[str, dict[str, float]]:
     return {row.pop("decoder"): {k: float(v) for k, v in row.items() if v != ""} for row in rows}
 
 
-def read_per_joint(folder: Path) -> list[dict[str, str]]:
-    """A run's ``results_per_joint.csv`` rows (decoder, metric, joint, value); none if absent."""
-    path = folder / "results_per_joint.csv"
+def read_run_rows(folder: Path, file: str) -> list[dict[str, str]]:
+    """A run's ``results_per_joint.csv`` or ``results_per_group.csv`` rows (decoder, metric,
+    joint or group, value); none if absent."""
+    path = folder / file
     if not path.is_file():
         return []
     with open(path, newline="", encoding="utf-8") as handle:
@@ -200,6 +203,9 @@ def run_study(path: str, overrides: Iterable[str] = (), *, folder: str | None = 
     write_atomic(root / "study.md", text)  # the tables first: judging the claims reads more files
     if claims:
         text += judge_claims(claims, results, root, seeds=len({run.seed for run in runs}))
+    grouped = write_per_group(runs, root)
+    if grouped:
+        text += grouped
     joints = write_per_joint(runs, root, study.get("chart") or (metrics[0] if metrics else None))
     if joints:
         text += f"\nPer joint: {', '.join(joints)}.\n"
@@ -246,8 +252,8 @@ class RunTimes:
 
 
 #: what a study writes in its folder (besides the runs' own folders)
-OUTPUTS = ("study.md", "study.csv", "study.png", "study_claims.csv", "study_per_joint.csv", "study_per_joint.png",
-           "study_times.json")
+OUTPUTS = ("study.md", "study.csv", "study.png", "study_claims.csv", "study_per_group.csv", "study_per_joint.csv",
+           "study_per_joint.png", "study_times.json")
 
 
 def _groups(results: Sequence[tuple[Run, dict[str, dict[str, float]]]]) -> dict[tuple, list[dict[str, float]]]:
@@ -287,14 +293,7 @@ def write_tables(results: Sequence[tuple[Run, dict[str, dict[str, float]]]], roo
     for (factors, decoder), per_seed in groups.items():
         cells = [dict(factors).get(k, "") for k in factor_keys] + [decoder]
         for metric in metrics:
-            values = [v[metric] for v in per_seed if v.get(metric) is not None]
-            if not values:
-                cells.append("")
-            elif replicated:
-                mean, sd = _mean_sd(values)
-                cells.append(f"{mean:.4f} ± {sd:.4f}")
-            else:
-                cells.append(f"{values[0]:.4f}")
+            cells.append(_cell([v[metric] for v in per_seed if v.get(metric) is not None], replicated))
         rows.append(cells + ([str(len(per_seed))] if replicated else []))
     text = results_io.table(header, rows)
     if replicated:
@@ -347,20 +346,59 @@ def judge_claims(claims: Sequence[Claim], results: Sequence[tuple[Run, dict[str,
     return "\n".join([*lines, "", caption(seeds), ""])
 
 
-def write_per_joint(runs: Sequence[Run], root: Path, metric: str | None) -> list[str]:
-    """``study_per_joint.csv`` from the runs' per-joint results and a chart of ``metric``
-    per joint (mean over seeds); returns the files written."""
-    rows = [(run, row) for run in runs for row in read_per_joint(run.folder)]
-    if not rows:
-        return []
+def _write_run_rows(runs: Sequence[Run], rows: Sequence[tuple[Run, dict[str, str]]], path: Path,
+                    column: str) -> list[str]:
+    """``path``: the runs' ``(decoder, metric, column, value)`` rows, each after its run's
+    labels; returns the label keys."""
     label_keys = list(dict.fromkeys(k for run in runs for k in run.label))
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([*label_keys, "decoder", "metric", "joint", "value"])
+    writer.writerow([*label_keys, "decoder", "metric", column, "value"])
     for run, row in rows:
         writer.writerow([str(run.label.get(k, "")) for k in label_keys]
-                        + [row["decoder"], row["metric"], row["joint"], row["value"]])
-    write_atomic(root / "study_per_joint.csv", buffer.getvalue())
+                        + [row["decoder"], row["metric"], row[column], row["value"]])
+    write_atomic(path, buffer.getvalue())
+    return label_keys
+
+
+def _cell(values: Sequence[float], replicated: bool) -> str:
+    """A table cell: mean ± sd over seeds, the one value, or empty."""
+    if not values:
+        return ""
+    return "{:.4f} ± {:.4f}".format(*_mean_sd(values)) if replicated else f"{values[0]:.4f}"
+
+
+def write_per_group(runs: Sequence[Run], root: Path) -> str:
+    """``study_per_group.csv`` from the runs' per-group results (Human3.6M's actions, ...) and
+    the Markdown section: per metric, a row per table row's factors and decoder, a column per
+    group, mean ± sd over seeds. Empty when no run has per-group results."""
+    rows = [(run, row) for run in runs for row in read_run_rows(run.folder, "results_per_group.csv")]
+    if not rows:
+        return ""
+    label_keys = _write_run_rows(runs, rows, root / "study_per_group.csv", "group")
+    factor_keys = [k for k in label_keys if k != SEED]
+    parts = ["", "## Per group", ""]
+    for title in dict.fromkeys(row["metric"] for _, row in rows):
+        values: dict[tuple, dict[str, list[float]]] = {}
+        for run, row in rows:
+            if row["metric"] == title and row["value"] != "":
+                key = (tuple(run.factors.get(k, "") for k in factor_keys), row["decoder"])
+                values.setdefault(key, {}).setdefault(row["group"], []).append(float(row["value"]))
+        groups = list(dict.fromkeys(row["group"] for _, row in rows if row["metric"] == title))
+        replicated = any(len(v) > 1 for cells in values.values() for v in cells.values())
+        table = [[*factors, decoder, *(_cell(cells.get(group, []), replicated) for group in groups)]
+                 for (factors, decoder), cells in values.items()]
+        parts += [f"### {title}", "", results_io.table([*factor_keys, "decoder", *groups], table).rstrip("\n"), ""]
+    return "\n".join(parts) + "\nPer group: study_per_group.csv (every run).\n"
+
+
+def write_per_joint(runs: Sequence[Run], root: Path, metric: str | None) -> list[str]:
+    """``study_per_joint.csv`` from the runs' per-joint results and a chart of ``metric``
+    per joint (mean over seeds); returns the files written."""
+    rows = [(run, row) for run in runs for row in read_run_rows(run.folder, "results_per_joint.csv")]
+    if not rows:
+        return []
+    _write_run_rows(runs, rows, root / "study_per_joint.csv", "joint")
     written = ["study_per_joint.csv"]
     if metric and any(row["metric"] == metric for _, row in rows):
         draw_per_joint(rows, root / "study_per_joint.png", metric)
