@@ -219,9 +219,9 @@ class OneHotEncoder(HeatmapEncoder):
         return ((mu >= 0) & (mu <= self.last_cells(mu.dtype))).all(-1)
 
     def encode_numpy(self, points: np.ndarray, vis: np.ndarray, dtype: torch.dtype) -> dict[str, torch.Tensor]:
-        """Quantised maps in a dozen numpy steps, in place where they can be: the nearest cell
-        once, a range check that non-finite points fail (NaN and infinity compare false),
-        a one per kept joint."""
+        """Quantised maps in a dozen numpy steps: the nearest cell once, in place; a joint is on
+        the map when moving its cell onto the map leaves it where it was (NaN and infinity
+        move); a one per kept joint."""
         if self.unbiased or not defined_together(type(self), "encode_numpy", ONE_HOT_MIRRORS):
             return super().encode_numpy(points, vis, dtype)
         scale, offset = self.grid_numpy(points.dtype)
@@ -229,23 +229,27 @@ class OneHotEncoder(HeatmapEncoder):
         cells += offset
         cells += 0.5
         np.floor(cells, out=cells)
-        middle = self.middle_cells(cells.dtype)  # 0 <= cell <= size - 1  <=>  |cell - middle| <= middle
-        inside = np.abs(cells - middle) <= middle
-        keep, weights = visibility_rule(self.visibility, vis, inside.all(-1))
-        maps, weights = torch.from_numpy(self.ones_at(cells, keep)), torch.from_numpy(weights)
+        placed = self.onto_map(cells)
+        keep, weights = visibility_rule(self.visibility, vis, (placed == cells).all(-1))
+        maps, weights = torch.from_numpy(self.ones_at(placed, keep)), torch.from_numpy(weights)
         return {"heatmaps": maps if maps.dtype == dtype else maps.to(dtype),
                 "weights": weights if weights.dtype == dtype else weights.to(dtype)}
 
-    def ones_at(self, cells: np.ndarray, keep: np.ndarray) -> np.ndarray:
-        """Maps ``[B, K, (d,) h, w]`` of zeros with a one at each kept joint's whole ``cells``,
-        written through flat indices (``map * cells per map + cell``, whole numbers in float64)."""
+    def onto_map(self, cells: np.ndarray) -> np.ndarray:
+        """Whole ``cells`` moved onto the map: beyond an edge to that edge, NaN to 0 (``fmax``
+        and ``fmin`` take the number over NaN, without a warning)."""
+        return np.fmin(np.fmax(cells, 0), self.last_cells(cells.dtype))
+
+    def ones_at(self, placed: np.ndarray, keep: np.ndarray) -> np.ndarray:
+        """Maps ``[B, K, (d,) h, w]`` of zeros with a one at each kept joint's cell (``placed``:
+        on the map, see :meth:`onto_map`), written through flat indices (``map * cells per map
+        + cell``, whole numbers in float64); each map's one write is ``keep``, 1 or 0."""
         sizes = self.grid.sizes
         per_map = math.prod(sizes)
-        kept = keep.reshape(-1)
-        flat = cells.reshape(-1, len(sizes))[kept] @ self.cell_strides  # kept joints only: all finite
-        flat += self.map_starts(keep.size, per_map)[kept]
-        maps = np.zeros(keep.size * per_map, dtype=cells.dtype)
-        maps[flat.astype(np.intp)] = 1
+        flat = placed.reshape(-1, len(sizes)) @ self.cell_strides
+        flat += self.map_starts(keep.size, per_map)
+        maps = np.zeros(keep.size * per_map, dtype=placed.dtype)
+        maps[flat.astype(np.intp)] = keep.reshape(-1)
         return maps.reshape(keep.shape + tuple(reversed(sizes)))
 
     def map_starts(self, maps: int, per_map: int) -> np.ndarray:
@@ -256,14 +260,6 @@ class OneHotEncoder(HeatmapEncoder):
             if len(cache) >= 8:
                 cache.clear()
             cache[key] = np.arange(maps, dtype=np.float64) * per_map
-        return cache[key]
-
-    def middle_cells(self, dtype: np.dtype) -> np.ndarray:
-        """The middle of every axis, ``(size - 1) / 2``, as a numpy array of ``dtype``, made once."""
-        cache = self.__dict__.setdefault("_middle_cells", {})
-        key = (dtype, self.grid.sizes)
-        if key not in cache:
-            cache[key] = (np.asarray(self.grid.sizes, dtype=np.float64) - 1).astype(dtype) / 2
         return cache[key]
 
     @property
@@ -286,7 +282,7 @@ class OneHotEncoder(HeatmapEncoder):
     def draw_numpy(self, centres: np.ndarray, keep: np.ndarray) -> np.ndarray | torch.Tensor:
         """:meth:`draw` in numpy: a one per kept joint into zeros, or the bilinear split."""
         if not self.unbiased:
-            return self.ones_at(np.floor(centres + 0.5), keep)
+            return self.ones_at(self.onto_map(np.floor(centres + 0.5)), keep)
         profiles = []
         for axis, cells in enumerate(cell_axes_numpy(self.grid.sizes, centres.dtype)):
             profiles.append(np.maximum(1.0 - np.abs(cells - centres[..., axis, None]), 0).astype(centres.dtype, copy=False))
