@@ -247,20 +247,10 @@ class OneHotEncoder(HeatmapEncoder):
         sizes = self.grid.sizes
         per_map = math.prod(sizes)
         flat = placed.reshape(-1, len(sizes)) @ self.cell_strides
-        flat += self.map_starts(keep.size, per_map)
+        flat += np.arange(0, keep.size * per_map, per_map, dtype=np.float64)  # where each map starts
         maps = np.zeros(keep.size * per_map, dtype=placed.dtype)
         maps[flat.astype(np.intp)] = keep.reshape(-1)
         return maps.reshape(keep.shape + tuple(reversed(sizes)))
-
-    def map_starts(self, maps: int, per_map: int) -> np.ndarray:
-        """Where each of ``maps`` flattened maps starts, ``[maps]`` float64; the last few kept."""
-        cache = self.__dict__.setdefault("_map_starts", {})
-        key = (maps, per_map)
-        if key not in cache:
-            if len(cache) >= 8:
-                cache.clear()
-            cache[key] = np.arange(maps, dtype=np.float64) * per_map
-        return cache[key]
 
     @property
     def cell_strides(self) -> np.ndarray:
