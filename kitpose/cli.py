@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="continue a run as recorded in RUN_DIR (with RECIPE and no RUN_DIR: its latest run); "
                           "only epochs, steps, log_every, monitors, device and workers may be changed")
     run.add_argument("--run-dir", default=None, help="write the run here instead of runs/<name>/<time>/")
-    run.set_defaults(handler=cmd_run)
+    run.set_defaults(handler=cmd_run, computes=True)
 
     check = sub.add_parser("check", help="resolve and validate a recipe without training")
     _add_recipe_args(check)
@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="default: the one the run's test used (test.checkpoint)")
     predict.add_argument("--batch", type=int, default=32, help="people per forward pass (default 32)")
     predict.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
-    predict.set_defaults(handler=cmd_predict)
+    predict.set_defaults(handler=cmd_predict, computes=True)
 
     export = sub.add_parser("export", help="export a finished run's model (backbone and head) as ONNX")
     export.add_argument("run_dir", metavar="RUN_DIR", help="a folder 'kitpose run' wrote")
@@ -293,6 +293,16 @@ def _calm_threads_on_a_busy_machine(torch_loaded: bool | None = None) -> None:
         os.environ[PASSIVE_REASON] = f"{busy} of {os.cpu_count()} cores busy with other work"  # the run says so
 
 
+def _prepare_for_compute() -> None:
+    """Before a command that trains or runs models loads torch: calm threads on a busy
+    machine, and keep freed memory in the process (no faults on every step's large
+    temporaries). Neither changes a number."""
+    from kitpose.memory import keep_freed_memory
+
+    _calm_threads_on_a_busy_machine()
+    keep_freed_memory()
+
+
 # -- entry point ----------------------------------------------------------------------------
 def _plugin_options(argv: Sequence[str]) -> tuple[list[str], list[str]]:
     """``-p`` values, read before the parser exists (plugins may add commands)."""
@@ -317,12 +327,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or bool(os.environ.get("KITPOSE_DEBUG"))
-    if {"run", "study"} & set(argv):
-        _calm_threads_on_a_busy_machine()
-    if {"run", "study", "predict"} & set(argv):
-        from kitpose.memory import keep_freed_memory
-
-        keep_freed_memory()  # no faults on every step's large temporaries; changes no number
     try:
         from kitpose import plugins
 
@@ -341,6 +345,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if handler is None:
             parser.print_help()
             return EXIT_USAGE
+        if getattr(args, "computes", False):  # set by commands that train or run models
+            _prepare_for_compute()
         code = handler(args)
         return int(code or 0)
     except KitposeError as exc:

@@ -761,11 +761,13 @@ class _RunLogHandler(logging.FileHandler):
 
     def flush(self) -> None:
         """Flush, except after a failed write: the disk that refused it refuses the rest too,
-        and the run has said so once already."""
+        and the run has said so once already. The first failure goes on to :meth:`handleError`,
+        which says so."""
         try:
             super().flush()
         except OSError:
-            self.failed = True
+            if not self.failed:
+                raise
 
     def close(self) -> None:
         try:

@@ -7,7 +7,7 @@ Both thresholds move with the process's history, so the same code on the same in
 at one of two speeds: in some processes every call of a batched decoder, or every training
 step, maps its megabyte-sized tensors afresh and pays a page fault per 4 KiB written
 (``docs/codecs.md`` measures it: 784 faults per call against 2). :func:`keep_freed_memory`
-fixes both thresholds high, as ``kitpose run``, ``study`` and ``predict`` do at their start.
+fixes both thresholds high, as ``kitpose run``, ``study``, ``predict`` and ``lab`` do at their start.
 It changes where memory comes from, never a number computed; the cost is that up to
 :data:`TRIM_THRESHOLD` bytes of freed heap stay with the process.
 """

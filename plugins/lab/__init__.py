@@ -36,7 +36,7 @@ def kitpose_add_commands(subparsers: Any) -> None:
     parser.add_argument("--page", default=None, metavar="MARKDOWN",
                         help="also write the tables into this page, between its '<!-- kitpose:lab -->' "
                              "and '<!-- /kitpose:lab -->' lines (e.g. docs/results.md)")
-    parser.set_defaults(handler=_run)
+    parser.set_defaults(handler=_run, computes=True)  # the command line prepares threads and memory
 
 
 def _count(text: str) -> int:

@@ -15,7 +15,7 @@ def kitpose_add_commands(subparsers):
     parser.add_argument("--page", default=None, metavar="MARKDOWN",
                         help="also write the tables into this page, between its '<!-- kitpose:NAME -->' "
                              "and '<!-- /kitpose:NAME -->' lines (e.g. docs/results.md)")
-    parser.set_defaults(handler=_run)
+    parser.set_defaults(handler=_run, computes=True)  # the command line prepares threads and memory
 
 
 def _run(args):
