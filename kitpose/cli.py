@@ -125,7 +125,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import cv2
 
     from kitpose.files import write_atomic
-    from kitpose.predict import Predictor, coco_results, draw, image_files, read_detections
+    from kitpose.predict import Predictor, coco_results, draw, image_files, read_detections, read_images
 
     files = image_files(args.images)
     predictor = Predictor.from_run(args.run_dir, checkpoint=args.checkpoint, decoder=args.decoder,
@@ -136,12 +136,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     results, count, chunk = [], 0, 64  # images in memory at once
     for start in range(0, len(files), chunk):
         part = files[start:start + chunk]
-        images = []
-        for file in part:
-            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-            if image is None:
-                raise KitposeError("cannot read the image", file=str(file))
-            images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+        images = read_images(part)
         people = predictor(images, None if boxes is None else boxes[start:start + chunk],
                            batch_size=max(1, args.batch), progress=sys.stderr.isatty())
         results += coco_results(people, part)

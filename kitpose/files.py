@@ -5,6 +5,7 @@ a temporary name next to it and renamed into place, so a kill or a full disk lea
 previous version, never half a file; a failed write removes its temporary file. The
 temporary names (``.NAME.XXXX.partial.EXT``) keep the extension, for writers that pick
 the format from it, and :func:`remove_leftovers` clears those a kill left behind.
+:func:`truncation` tells a cut-off image file, which OpenCV would decode without a word.
 """
 from __future__ import annotations
 
@@ -62,3 +63,20 @@ def remove_leftovers(folder: str | Path) -> list[Path]:
             leftover.unlink(missing_ok=True)
             removed.append(leftover)
     return removed
+
+
+#: trailing bytes some writers leave after a JPEG's end-of-image marker
+_JPEG_PADDING = b"\x00\xff \t\r\n"
+
+
+def truncation(data: bytes) -> str | None:
+    """Why ``data`` is a cut-off JPEG or PNG, or None. OpenCV decodes such files without a
+    word (the missing part comes out grey), so the end markers are checked: a JPEG must end
+    with its end-of-image marker (FF D9, padding allowed), a PNG must hold its IEND chunk."""
+    if data[:3] == b"\xff\xd8\xff":
+        if not data.rstrip(_JPEG_PADDING).endswith(b"\xff\xd9"):
+            return "truncated JPEG (no end-of-image marker FF D9)"
+    elif data[:8] == b"\x89PNG\r\n\x1a\n":
+        if data.rfind(b"IEND", max(0, len(data) - 1024)) < 0:
+            return "truncated PNG (no IEND chunk)"
+    return None

@@ -121,14 +121,19 @@ class Predictor:
             raise RunError("not a run directory (no recipe.yaml)", file=str(folder),
                            hint="give the folder a 'kitpose run' wrote, e.g. runs/hrnet_dark/<time>")
         plan = plan_recipe(load_recipe(str(recipe_file)))
-        if checkpoint is None:
-            tested = plan.settings["test"].get("checkpoint")
-            checkpoint = tested if tested in ("best", "last") else "best"
-        weights = folder / "checkpoints" / f"{checkpoint}.pt"
-        if not weights.is_file():
-            other = "last" if checkpoint == "best" else "best"
-            raise RunError(f"no checkpoint {checkpoint}.pt", file=str(folder / "checkpoints"),
-                           hint=f"the run may have stopped early: resume it, or use --checkpoint {other}")
+        if checkpoint is None:  # as the test pass read it: best, last, or a checkpoint's path
+            checkpoint = plan.settings["test"].get("checkpoint") or "best"
+        if checkpoint in ("best", "last"):
+            weights = folder / "checkpoints" / f"{checkpoint}.pt"
+            if not weights.is_file():
+                other = "last" if checkpoint == "best" else "best"
+                raise RunError(f"no checkpoint {checkpoint}.pt", file=str(folder / "checkpoints"),
+                               hint=f"the run may have stopped early: resume it, or use --checkpoint {other}")
+        else:
+            weights = Path(checkpoint)
+            if not weights.is_file():
+                raise RunError("the checkpoint the run's test used (test.checkpoint) is not there", file=str(weights),
+                               hint="use --checkpoint best or last")
         objects = build_components(plan)
         module = FlowModule(objects)
         checkpoints.load_model_state(module, checkpoints.load(weights)["model"], file=str(weights))
@@ -231,6 +236,29 @@ def _bar(total: int, shown: bool) -> Any:
     return tqdm(total=total, unit="person", desc="predict")
 
 
+def read_images(files: Sequence[Path]) -> list[np.ndarray]:
+    """The images (H x W x 3 uint8 RGB); a file that is missing, cut off (JPEG, PNG: OpenCV
+    would decode it grey without a word) or not an image is a one-line error naming it."""
+    import cv2
+
+    from kitpose.files import truncation
+
+    images = []
+    for file in files:
+        try:
+            data = Path(file).read_bytes()
+        except OSError as exc:
+            raise KitposeError(f"cannot read the image: {exc.strerror or exc}", file=str(file)) from None
+        cut = truncation(data)
+        if cut:
+            raise KitposeError(f"{cut}: the file is cut off", file=str(file), hint="replace the file")
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
+        if image is None:
+            raise KitposeError("cannot decode the image (corrupt or not an image)", file=str(file))
+        images.append(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
+    return images
+
+
 def image_files(path: str | Path) -> list[Path]:
     """The image files ``path`` names: itself, or the images in the folder, sorted."""
     folder = Path(path)
@@ -320,11 +348,12 @@ def draw(image: np.ndarray, people: Sequence[Person], skeleton: Sequence[tuple[i
     for person in people:
         x, y, w, h = (int(round(v)) for v in person.box)
         cv2.rectangle(canvas, (x, y), (x + w, y + h), (255, 200, 0), width)
-        points = [tuple(int(round(v)) for v in p) for p in person.keypoints]
+        found = np.isfinite(person.keypoints).all(-1)  # a joint without a position is not drawn
+        points = [tuple(int(round(v)) for v in p) if ok else None for p, ok in zip(person.keypoints, found)]
         for a, b in skeleton:
-            if max(a, b) < len(points):
+            if max(a, b) < len(points) and points[a] and points[b]:
                 cv2.line(canvas, points[a], points[b], (0, 220, 255), width, cv2.LINE_AA)
-        for point in points:
+        for point in filter(None, points):
             cv2.circle(canvas, point, radius, (255, 40, 40), -1, cv2.LINE_AA)
     return canvas
 

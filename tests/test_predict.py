@@ -137,15 +137,43 @@ def test_predict_command_with_detections(coco_run, tmp_path):
     (["{run}", "{tmp}/nothing"], "nothing: no such image or folder"),
     (["{run}", "{tmp}", "--decoder", "drak"], "no decoder 'drak' in the run's test flow (did you mean 'dark'?)"),
     (["{run}", "{tmp}", "--checkpoint", "last", "--boxes", "{tmp}/dets.json"], "image_id must be a whole number"),
+    (["{run}", "{tmp}/cut"], "truncated PNG (no IEND chunk): the file is cut off"),
 ])
 def test_predict_mistakes_are_one_line(trained, tmp_path, args, message):
     cv2.imwrite(str(tmp_path / "1.png"), np.zeros((64, 64), np.uint8))
+    (tmp_path / "cut").mkdir()  # OpenCV would decode it, grey where the bytes are missing
+    (tmp_path / "cut" / "2.png").write_bytes((tmp_path / "1.png").read_bytes()[:-20])
     (tmp_path / "dets.json").write_text(json.dumps([{"image_id": [1], "bbox": [0, 0, 5, 5]}]))
     filled = [a.replace("{tmp}", str(tmp_path)).replace("{run}", str(trained)) for a in args]
     result = run_cli("predict", *filled)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_the_checkpoint_path_the_test_used_is_the_one_loaded(trained, tmp_path):
+    import shutil
+
+    import torch
+
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    recipe = (run / "recipe.yaml").read_text()
+    assert "checkpoint: best" in recipe
+    (run / "recipe.yaml").write_text(recipe.replace("checkpoint: best", f"checkpoint: {trained / 'checkpoints' / 'last.pt'}"))
+    (run / "checkpoints" / "best.pt").unlink()  # were it read, the predictor would fail
+    loaded = Predictor.from_run(run).module.state_dict()
+    last = Predictor.from_run(trained, checkpoint="last").module.state_dict()
+    assert all(torch.equal(loaded[k], last[k]) for k in last)
+
+
+def test_joints_without_a_position_are_not_drawn():
+    from kitpose.predict import Person, draw
+
+    person = Person(keypoints=np.array([[10.0, 10.0], [np.nan, 20.0], [30.0, 30.0]]), scores=None,
+                    box=np.array([2.0, 2.0, 40.0, 40.0]))
+    drawn = draw(np.zeros((48, 48, 3), np.uint8), [person], [(0, 1), (1, 2), (0, 2)])
+    assert drawn[10, 10].any() and drawn[30, 30].any() and drawn[20, 20].any()  # joints and the 0-2 limb
 
 
 def test_export_onnx_matches_pytorch(trained, tmp_path):

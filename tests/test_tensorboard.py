@@ -141,3 +141,13 @@ def test_tensorboard_shows_the_run_in_chromium(events, tmp_path):
     assert orange.mean() > 0.5  # TensorBoard's own page rendered
     deep_blue = (b > 120) & (g < 40) & (r < 40)  # the colour map's cold end: the heatmaps drawn
     assert deep_blue.sum() > 3000
+
+
+def test_show_is_checked_as_the_other_picture_monitors_check_it():
+    import kitpose
+    from kitpose.errors import KitposeError
+
+    monitor = kitpose.build("monitor", "tensorboard", show={"heatmaps": "pred_heatmaps"})
+    assert monitor.show["heatmaps"] == "pred_heatmaps" and monitor.show["target"] == "target"
+    with pytest.raises(KitposeError, match="tensorboard: show has no picture 'heatmap'"):
+        kitpose.build("monitor", "tensorboard", show={"heatmap": "x"})

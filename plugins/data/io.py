@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from kitpose.errors import KitposeError
+from kitpose.files import truncation
 
 SKIP_HINT = "fix the record or set skip_invalid: true to skip and count such samples"
 
@@ -52,23 +53,6 @@ def read_json(path: str | os.PathLike[str]) -> Any:
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise DataError(f"not valid JSON{where}: {getattr(exc, 'msg', exc)}", file=file,
                         hint="the file is truncated or not a JSON annotation file") from None
-
-
-#: trailing bytes some writers leave after a JPEG's end-of-image marker
-_JPEG_PADDING = b"\x00\xff \t\r\n"
-
-
-def truncation(data: bytes) -> str | None:
-    """Why ``data`` is a cut-off JPEG or PNG, or None. OpenCV decodes such files without a
-    word (the missing part comes out grey), so the end markers are checked: a JPEG must end
-    with its end-of-image marker (FF D9, padding allowed), a PNG must hold its IEND chunk."""
-    if data[:3] == b"\xff\xd8\xff":
-        if not data.rstrip(_JPEG_PADDING).endswith(b"\xff\xd9"):
-            return "truncated JPEG (no end-of-image marker FF D9)"
-    elif data[:8] == b"\x89PNG\r\n\x1a\n":
-        if data.rfind(b"IEND", max(0, len(data) - 1024)) < 0:
-            return "truncated PNG (no IEND chunk)"
-    return None
 
 
 def read_image(path: str | os.PathLike[str], record: str = "") -> np.ndarray:

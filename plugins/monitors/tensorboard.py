@@ -26,6 +26,7 @@ import numpy as np
 from kitpose.errors import ComponentError
 from kitpose.monitor import Monitor, RunInfo, Snapshot
 from kitpose.paths import RunPath, run_path
+from kitpose_plugins.monitors.figures.show import show_names
 
 log = logging.getLogger("kitpose.tensorboard")
 
@@ -61,10 +62,12 @@ class TensorBoardMonitor(Monitor):
     """Scalars, pictures, the results table and HParams of a run as TensorBoard event files.
 
     ``dir``: the folder inside the run directory (default ``tensorboard``); ``images``: write
-    the validation pictures (default true); ``samples``: how many validation samples they show.
+    the validation pictures (default true); ``samples``: how many validation samples they show;
+    ``show``: the tensors the pictures draw, as the ``figures`` and ``visdom`` monitors take it.
     """
 
-    def __init__(self, dir: RunPath = RunPath("tensorboard"), images: bool = True, samples: int = 4) -> None:
+    def __init__(self, dir: RunPath = RunPath("tensorboard"), images: bool = True, samples: int = 4,
+                 show: Mapping[str, Any] | None = None) -> None:
         try:
             import tensorboard  # noqa: F401  (torch's SummaryWriter needs it)
         except ImportError:
@@ -78,7 +81,7 @@ class TensorBoardMonitor(Monitor):
         self.writer: Any = None
         self.recipe: Mapping[str, Any] = {}
         self.skeleton: tuple[tuple[int, int], ...] = ()
-        self.show: Mapping[str, Any] = {}
+        self.show = show_names("tensorboard", show)
         self.laid_out = False
 
     def on_start(self, run: RunInfo) -> None:
@@ -88,8 +91,6 @@ class TensorBoardMonitor(Monitor):
         self.writer = SummaryWriter(log_dir=str(path), purge_step=run.start_step if run.resumed else None)
         self.recipe = run.recipe
         self.skeleton = tuple(run.skeleton)
-        figures = ((run.recipe.get("monitors") or {}).get("figures") or {}) if isinstance(run.recipe, Mapping) else {}
-        self.show = figures.get("show") or {}
         self.writer.add_text("recipe", "```yaml\n" + _yaml(run.recipe) + "\n```", run.start_step)
 
     def on_step(self, step: int, epoch: int, scalars: Mapping[str, float]) -> None:
