@@ -57,22 +57,32 @@ def fill(page: str | Path, key: str, text: str, images: Sequence[Path] = ()) -> 
     write_atomic(page, f"{head}{start}\n{block}{end}{tail}")
 
 
-def _level_above(text: str) -> int:
-    """The level of the last Markdown heading in ``text`` (0 without one), code blocks aside."""
-    level, fenced = 0, False
-    for line in text.splitlines():
+def _headings(lines: list[str]) -> list[tuple[int, int]]:
+    """``(line number, level)`` of every Markdown heading in ``lines``, code blocks aside."""
+    found, fenced = [], False
+    for number, line in enumerate(lines):
         if line.startswith("```"):
             fenced = not fenced
         elif not fenced and re.match(r"#{1,6} ", line):
-            level = len(line) - len(line.lstrip("#"))
-    return level
+            found.append((number, len(line) - len(line.lstrip("#"))))
+    return found
+
+
+def _level_above(text: str) -> int:
+    """The level of the last Markdown heading in ``text`` (0 without one), code blocks aside."""
+    found = _headings(text.splitlines())
+    return found[-1][1] if found else 0
 
 
 def nest_headings(text: str, parent: int) -> str:
     """``text``'s headings moved so that its top level sits just under a heading of level
-    ``parent`` (a block filled under ``### Section`` gets ``####`` headings)."""
-    levels = [len(m.group(1)) for m in re.finditer(r"^(#{1,6}) ", text, flags=re.M)]
-    if not levels:
+    ``parent`` (a block filled under ``### Section`` gets ``####`` headings); code blocks
+    are left as they are."""
+    lines = text.split("\n")
+    found = _headings(lines)
+    if not found:
         return text
-    shift = parent + 1 - min(levels)
-    return re.sub(r"^(#{1,6}) ", lambda m: "#" * min(6, max(1, len(m.group(1)) + shift)) + " ", text, flags=re.M)
+    shift = parent + 1 - min(level for _, level in found)
+    for number, level in found:
+        lines[number] = "#" * min(6, max(1, level + shift)) + lines[number][level:]
+    return "\n".join(lines)

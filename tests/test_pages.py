@@ -26,3 +26,10 @@ def test_a_page_without_the_block_is_refused_before_work(tmp_path):
     page.write_text("nothing here\n")
     with pytest.raises(RunError, match="no block 's' to fill"):
         pages.check(page, "s")
+
+
+def test_nesting_leaves_code_blocks_alone():
+    from kitpose.pages import nest_headings
+
+    text = "# Study\n\n```yaml\n# a comment\n```\n\n## Claims\n"
+    assert nest_headings(text, 2) == "### Study\n\n```yaml\n# a comment\n```\n\n#### Claims\n"
