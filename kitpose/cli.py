@@ -17,6 +17,7 @@ from typing import Any
 
 from kitpose import __version__
 from kitpose.errors import KitposeError, RecipeError
+from kitpose.threads import PASSIVE_REASON
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
@@ -265,10 +266,6 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
           f"distribution {names.distribution}")
     print(f"next: cd {root} && pip install -e \".[test]\" && pytest")
     return 0
-
-
-#: why the command line chose OMP_WAIT_POLICY=PASSIVE (a run reports it when it starts)
-PASSIVE_REASON = "KITPOSE_PASSIVE_WAIT_BECAUSE"
 
 
 def _calm_threads_on_a_busy_machine(torch_loaded: bool | None = None) -> None:

@@ -380,8 +380,8 @@ class Run:
             self._threads_before = torch.get_num_threads()
             torch.set_num_threads(count)
         log.info("%d CPU threads (%s)", count, why)  # the console monitor's start line says it too
-        reason = os.environ.get("KITPOSE_PASSIVE_WAIT_BECAUSE")
-        if reason and os.environ.get("OMP_WAIT_POLICY") == "PASSIVE":
+        reason = threads.passive_wait_reason()
+        if reason:
             log.info("OMP_WAIT_POLICY=PASSIVE: %s", reason)
         from kitpose import memory
 

@@ -14,6 +14,17 @@ import time
 from typing import Any
 
 
+#: why the command line chose OMP_WAIT_POLICY=PASSIVE, for the run to say (an environment
+#: variable: the choice is made before torch loads, and DDP ranks inherit it)
+PASSIVE_REASON = "KITPOSE_PASSIVE_WAIT_BECAUSE"
+
+
+def passive_wait_reason() -> str | None:
+    """Why idle OpenMP threads sleep at once in this run, when kitpose chose it; else None."""
+    reason = os.environ.get(PASSIVE_REASON)
+    return reason if reason and os.environ.get("OMP_WAIT_POLICY") == "PASSIVE" else None
+
+
 def busy_cores(reads: int = 7, interval: float = 0.03) -> int | None:
     """How many cores other processes keep busy now: the runnable tasks in ``/proc/stat``
     besides this one, the median of a few reads (None where there is no ``/proc/stat``)."""

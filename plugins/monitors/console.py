@@ -25,8 +25,10 @@ def _threads_note() -> str:
     threads, cores = torch.get_num_threads(), os.cpu_count() or 0
     if threads < cores:
         notes.append(f"{_count(threads, 'CPU thread')}")
-    reason = os.environ.get("KITPOSE_PASSIVE_WAIT_BECAUSE")
-    if reason and os.environ.get("OMP_WAIT_POLICY") == "PASSIVE":
+    from kitpose.threads import passive_wait_reason
+
+    reason = passive_wait_reason()
+    if reason:
         notes.append(f"{reason}: OMP_WAIT_POLICY=PASSIVE")
     return "; " + "; ".join(notes) if notes else ""
 
