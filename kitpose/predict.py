@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +80,6 @@ class Predictor:
             raise RunError(f"the prediction '{self.pred}' needs {', '.join(map(repr, labels))}, which only "
                            "a dataset's labels give", file=str(run_dir / "recipe.yaml"),
                            hint="kitpose predict works with recipes whose test flow predicts from the image")
-        self.runner = FlowRunner(Flow(flow.name, nodes, flow.sources, flow.file), objects)
         branches = [m for n in nodes if n.forks for m in n.members]
         if decoder is not None and not branches:
             raise KitposeError(f"the run's test flow has no decoders to choose from, so no '{decoder}'",
@@ -90,6 +89,9 @@ class Predictor:
             raise KitposeError(f"no decoder '{chosen}' in the run's test flow{suggestion(str(chosen), branches)}",
                                hint="its decoders are: " + ", ".join(branches))
         self.branch = chosen if branches else ""
+        # the chosen decoder alone runs: the test flow's other branches are not what is asked for
+        nodes = [replace(n, members=(chosen,)) if n.forks and chosen in n.members else n for n in nodes]
+        self.runner = FlowRunner(Flow(flow.name, nodes, flow.sources, flow.file), objects)
         split = plan.splits.get("test") or plan.splits.get("val")
         # the transforms alone: the test data itself need not be on this machine
         self.transforms = [t.build(plan.registry) for t in split.transforms] if split is not None else []
