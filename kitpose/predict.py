@@ -100,7 +100,10 @@ class Predictor:
         #: the recipe's own geometric transform, whose ``inverse`` maps model-input pixels back
         self.inverter = next((t for t in reversed(self.transforms) if callable(getattr(t, "inverse", None))), None)
         self.amp = plan.recipe.select("amp")  # the test ran under autocast on CUDA with it
-        first = next((m for m in module.modules() if isinstance(m, torch.nn.Conv2d)), None)
+        # the channels the image goes in with: the first convolution of the component that reads it
+        reader = next((objects.get(n.component) for n in nodes if "image" in n.inputs.values()), None)
+        first = next((m for m in (reader if isinstance(reader, torch.nn.Module) else module).modules()
+                      if isinstance(m, torch.nn.Conv2d)), None)
         self.channels = first.in_channels if first is not None else 3
         dataset = split.dataset.factory(plan.registry) if split is not None else None
         #: the joint names of the data the run learnt from (COCO's, MPII's ...)
