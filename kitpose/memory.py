@@ -17,17 +17,26 @@ import ctypes
 import os
 
 #: glibc's ``mallopt`` parameters (``malloc.h``)
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
 
 #: blocks up to this size come from the heap, where freed ones are reused: glibc's largest
 #: allowed value on 64-bit systems
 MMAP_THRESHOLD = 32 << 20
 
+#: how many blocks glibc may map straight from the kernel at once: none, so that blocks
+#: above :data:`MMAP_THRESHOLD` come from the heap as well and are reused once freed (glibc
+#: still maps memory when the heap cannot grow)
+MMAP_MAX = 0
+
 #: free heap kept before any is given back to the kernel
 TRIM_THRESHOLD = 256 << 20
 
 #: settings that mean the user chose the allocator's behaviour: kept as they are
-USER_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "GLIBC_TUNABLES")
+USER_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_MMAP_MAX_", "MALLOC_TOP_PAD_",
+                 "GLIBC_TUNABLES")
+
+#: what :func:`keep_freed_memory` says when it set the thresholds
+KEPT = "freed memory kept in the process"
 
 #: what :func:`keep_freed_memory` did in this process (None: not called), for the run's log
 outcome: str | None = None
@@ -45,6 +54,12 @@ def keep_freed_memory() -> str:
     return outcome
 
 
+def large_blocks_reused() -> bool:
+    """Whether :func:`keep_freed_memory` set the thresholds in this process, so that blocks of
+    any size come from the heap and are reused once freed (no page faults on reuse)."""
+    return outcome == KEPT
+
+
 def _apply() -> str:
     chosen = [name for name in USER_SETTINGS if os.environ.get(name)]
     preload = os.environ.get("LD_PRELOAD", "")
@@ -55,8 +70,9 @@ def _apply() -> str:
     libc = _glibc()
     if libc is None:
         return "kept: not glibc"
-    done = libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
-    return "freed memory kept in the process" if done else "kept: mallopt refused"
+    done = all(libc.mallopt(parameter, value) for parameter, value in
+               ((M_MMAP_THRESHOLD, MMAP_THRESHOLD), (M_MMAP_MAX, MMAP_MAX), (M_TRIM_THRESHOLD, TRIM_THRESHOLD)))
+    return KEPT if done else "kept: mallopt refused"
 
 
 def _glibc() -> ctypes.CDLL | None:

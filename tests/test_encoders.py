@@ -426,10 +426,15 @@ def test_the_small_batch_numpy_path_draws_what_the_torch_path_draws(name, params
 
 
 @pytest.mark.parametrize("border", ["window", "reference"])
-def test_large_quantised_batches_pasted_window_by_window_match_the_torch_path(border):
-    # maps of FRESH_PAGES bytes or more take the window-pasting numpy path
-    from kitpose_plugins.codecs.gaussian import FRESH_PAGES
+def test_large_quantised_batches_pasted_window_by_window_match_the_torch_path(border, monkeypatch):
+    # maps of FRESH_PAGES bytes or more take the window-pasting numpy path where large blocks
+    # come fresh from the kernel (glibc's thresholds), the outer product where they are reused
+    from kitpose import memory
+    from kitpose_plugins.codecs.gaussian import FRESH_PAGES, GaussianEncoder
 
+    pasted, paste = [], GaussianEncoder.paste_windows
+    monkeypatch.setattr(GaussianEncoder, "paste_windows", lambda self, *a: pasted.append(1) or paste(self, *a))
+    monkeypatch.setattr(memory, "outcome", None)  # glibc's own thresholds: fresh pages
     enc = kitpose.build("encoder", "gaussian", sigma=2.5, heatmap_size=[256, 240], stride=1, border=border)
     g = torch.Generator().manual_seed(5)
     points = torch.rand(9, 17, 2, generator=g) * torch.tensor([256 + 20.0, 240 + 20.0]) - 10
@@ -439,6 +444,10 @@ def test_large_quantised_batches_pasted_window_by_window_match_the_torch_path(bo
     assert torch.equal(fast["heatmaps"], slow["heatmaps"].detach())
     assert torch.equal(fast["weights"], slow["weights"].detach())
     assert 0 < float(fast["weights"].sum()) < 9 * 17  # some joints near the border are dropped
+    monkeypatch.setattr(memory, "outcome", memory.KEPT)  # blocks reused: the outer product
+    outer = enc(keypoints=points)
+    assert pasted == [1]  # the first call only
+    assert torch.equal(outer["heatmaps"], slow["heatmaps"].detach())
 
 
 def test_a_subclass_that_draws_otherwise_does_not_get_the_numpy_twin():

@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from kitpose import memory
 from kitpose_plugins.codecs.common import choice, defined_together, flag, outer, outer_numpy, positive
 from kitpose_plugins.codecs.encode import HeatmapEncoder, cell_axes, cell_axes_numpy, visibility_rule
 from kitpose_plugins.codecs.grid import Grid
@@ -20,10 +21,12 @@ from kitpose_plugins.codecs.grid import Grid
 #: when a joint near the edge of the map still counts (see :class:`GaussianEncoder`)
 BORDERS = ("window", "reference")
 
-#: Maps of this many bytes or more come from the allocator as fresh pages on every call
-#: (glibc's malloc maps blocks above its 32 MiB threshold straight from the kernel), and
-#: each page costs a fault when first written: quantised maps that large are pasted window
-#: by window into zeros, which leaves most pages untouched (17.2 -> 9.4 ms at B=256).
+#: Maps of this many bytes or more come from glibc's allocator as fresh pages on every call
+#: (it maps blocks above its 32 MiB threshold straight from the kernel), and each page costs
+#: a fault when first written: quantised maps that large are pasted window by window into
+#: zeros, which leaves most pages untouched (17.2 -> 9.4 ms at B=256). Not where
+#: :func:`kitpose.memory.keep_freed_memory` ran: blocks are then reused, and the outer product
+#: is faster (2.2 ms).
 FRESH_PAGES = 1 << 25
 
 
@@ -113,15 +116,16 @@ class GaussianEncoder(HeatmapEncoder):
         """Quantised maps only: a joint's profile along an axis is one row of a table of every
         whole-cell peak position (:meth:`profile_bank`), picked by index, and the map is their
         product: torch's outer product, as in :meth:`draw`, or, for 2D maps of
-        :data:`FRESH_PAGES` bytes or more, only the window's rows written into zeros
-        (:meth:`paste_windows`). Either way the numbers are the torch path's."""
+        :data:`FRESH_PAGES` bytes or more from fresh pages, only the window's rows written
+        into zeros (:meth:`paste_windows`). Either way the numbers are the torch path's."""
         if self.unbiased:
             return None
         # a kept joint's window reaches the map (either border rule), so its peak has a row;
         # the others take row 0, a peak out of reach: an all-zero profile
         reach = math.floor(3.0 * self.sigma)
         rows = np.where(keep[..., None], np.floor(centres + 0.5) + (reach + 1), 0).astype(np.intp)
-        if self.grid.dims == 2 and keep.size * math.prod(self.grid.sizes) * centres.itemsize >= FRESH_PAGES:
+        large = keep.size * math.prod(self.grid.sizes) * centres.itemsize >= FRESH_PAGES
+        if self.grid.dims == 2 and large and not memory.large_blocks_reused():
             return self.paste_windows(rows, keep, reach, centres.dtype)
         return outer_numpy([self.profile_bank(axis, centres.dtype)[rows[..., axis]]
                             for axis in range(len(self.grid.sizes))])
