@@ -6,10 +6,13 @@ gives freed memory at the top of its heap back once more than its trim threshold
 Both thresholds move with the process's history, so the same code on the same inputs runs
 at one of two speeds: in some processes every call of a batched decoder, or every training
 step, maps its megabyte-sized tensors afresh and pays a page fault per 4 KiB written
-(``docs/codecs.md`` measures it: 784 faults per call against 2). :func:`keep_freed_memory`
-fixes both thresholds high, as ``kitpose run``, ``study``, ``predict`` and ``lab`` do at their start.
-It changes where memory comes from, never a number computed; the cost is that up to
-:data:`TRIM_THRESHOLD` bytes of freed heap stay with the process.
+(``docs/codecs.md`` measures it: 784 faults per call against 2). Blocks above the largest
+threshold glibc allows (32 MiB: a batch of 256 maps of 17 x 64 x 48) are mapped and unmapped
+on every call unless the heap happens to have room for them. :func:`keep_freed_memory` fixes
+both thresholds high and lets no block be mapped on its own, as ``kitpose run``, ``study``,
+``predict`` and ``lab`` do at their start. It changes where memory comes from, never a number
+computed; the cost is that up to :data:`TRIM_THRESHOLD` bytes of freed heap at its top stay
+with the process, and freed blocks below the top stay until they are reused.
 """
 from __future__ import annotations
 
