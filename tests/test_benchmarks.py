@@ -33,7 +33,7 @@ def rows(script: str) -> dict[str, tuple[float, float]]:
 @pytest.mark.parametrize("script, names, tolerance", [
     ("decode.py", {"argmax", "standard", "dark", "dark_udp", "megvii_peak", "udp_offsets", "com", "gaussfit",
                    "soft_argmax"}, 1e-4),
-    ("encode.py", {"gaussian (quantised)", "reference hoisted", "gaussian (unbiased)", "one_hot", "disk", "megvii",
+    ("encode.py", {"gaussian (quantised)", "reference hoisted", "gaussian (unbiased)", "one_hot (own loop)", "disk", "megvii",
                    "udp_combined"}, 1e-6),
     ("integral.py", {"soft_argmax", "soft_argmax debias", "dsnt_reg (js)"}, 1e-3),
 ])
