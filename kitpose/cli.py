@@ -75,8 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("run_dir", metavar="RUN_DIR", help="a folder 'kitpose run' wrote")
     predict.add_argument("images", metavar="IMAGES", help="an image file or a folder of images")
     predict.add_argument("--decoder", default=None, help="the test flow's decoder to use (default: val.branch)")
-    predict.add_argument("--boxes", default=None, metavar="DETECTIONS.json",
-                         help="COCO detection results (image_id, bbox, score); default: each whole image is one person")
+    predict.add_argument("--boxes", default=None, metavar="DETECTIONS",
+                         help="person boxes in the --format's file (coco: detection results with image_id, bbox, "
+                              "score); default: each whole image is one person")
+    predict.add_argument("--format", dest="file_format", default="coco", metavar="NAME",
+                         help="the file format of --boxes and of the results: a registered format "
+                              "(kitpose list format; default coco)")
     predict.add_argument("--min-score", type=float, default=0.0, help="leave out boxes scoring below this")
     predict.add_argument("--out", default=None, help="where to write (default: RUN_DIR/predict)")
     predict.add_argument("--checkpoint", default=None, choices=("best", "last"),
@@ -121,17 +125,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    import json
-
     import cv2
 
+    from kitpose import build
     from kitpose.files import write_atomic
-    from kitpose.predict import Predictor, coco_results, draw, image_files, read_detections, read_images
+    from kitpose.predict import Predictor, draw, image_files, read_images
 
+    file_format = build("format", args.file_format)
     files = image_files(args.images)
     predictor = Predictor.from_run(args.run_dir, checkpoint=args.checkpoint, decoder=args.decoder,
                                    device=args.device)
-    boxes = read_detections(args.boxes, files, min_score=args.min_score) if args.boxes else None
+    boxes = file_format.read_boxes(args.boxes, files, min_score=args.min_score) if args.boxes else None
     out = Path(args.out) if args.out else Path(args.run_dir) / "predict"
     (out / "images").mkdir(parents=True, exist_ok=True)
     results, count, chunk = [], 0, 64  # images in memory at once
@@ -140,15 +144,16 @@ def cmd_predict(args: argparse.Namespace) -> int:
         images = read_images(part)
         people = predictor(images, None if boxes is None else boxes[start:start + chunk],
                            batch_size=max(1, args.batch), progress=sys.stderr.isatty())
-        results += coco_results(people, part)
+        results += file_format.records(people, part)
         for file, image, found in zip(part, images, people):
             drawn = draw(image, found, predictor.skeleton)
             cv2.imwrite(str(out / "images" / file.name), cv2.cvtColor(drawn, cv2.COLOR_RGB2BGR))
             count += len(found)
-    write_atomic(out / "keypoints.json", json.dumps(results, indent=1))
+    written = out / file_format.file_name
+    write_atomic(written, file_format.dump(results))
     print(f"predicted {count} {'person' if count == 1 else 'people'} in {len(files)} image"
           f"{'' if len(files) == 1 else 's'} with decoder '{predictor.branch or 'output'}': "
-          f"{out / 'keypoints.json'} (COCO keypoint results), {out / 'images'}")
+          f"{written} ({file_format.description}), {out / 'images'}")
     return 0
 
 

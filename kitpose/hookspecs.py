@@ -42,7 +42,7 @@ def kitpose_register(registry: "Registry") -> None:
     :param registry: the :class:`kitpose.registry.Registry`; it has one method per
         component kind (``dataset``, ``transform``, ``backbone``, ``head``, ``encoder``,
         ``decoder``, ``loss``, ``metric``, ``augmentation``, ``monitor``, ``optimizer``,
-        ``scheduler``)
+        ``scheduler``, ``format``)
         taking ``(name, target, *, summary=None)``.
 
     A name already registered for the same kind by another plugin is an error that

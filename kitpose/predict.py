@@ -278,68 +278,6 @@ def image_files(path: str | Path) -> list[Path]:
     return found
 
 
-def read_detections(path: str | Path, files: Sequence[Path], *, min_score: float = 0.0) -> list[list[np.ndarray]]:
-    """Per image file, its person boxes (x, y, w, h, score) from a COCO detection-results JSON
-    (a list of ``{image_id, bbox: [x, y, w, h], score, category_id}``; an entry's ``file_name``
-    may name the image instead). ``image_id`` matches a file whose name is that number (COCO's
-    ``000000000139.jpg`` is 139). Non-person categories (``category_id`` other than 1) and
-    boxes scoring below ``min_score`` are left out; a file that matches none of the images is
-    an error."""
-    import json
-
-    file = str(path)
-    try:
-        entries = json.loads(Path(file).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise KitposeError("detection file not found", file=file) from None
-    except (OSError, ValueError) as exc:
-        raise KitposeError(f"not a JSON detection file: {exc}", file=file) from None
-    if not isinstance(entries, list):
-        raise KitposeError("expected a list of {image_id, bbox, score} detections", file=file)
-    by_id = {int(p.stem): i for i, p in enumerate(files) if p.stem.isdigit()}
-    by_name = {p.name: i for i, p in enumerate(files)}
-    boxes: list[list[np.ndarray]] = [[] for _ in files]
-    matched = 0
-    for n, det in enumerate(entries):
-        if not isinstance(det, Mapping) or "bbox" not in det:
-            raise KitposeError("each detection needs a bbox [x, y, w, h]", file=file, path=f"[{n}]")
-        category, score = _whole(det.get("category_id", 1), file, n, "category_id"), det.get("score", 1.0)
-        if isinstance(score, bool) or not isinstance(score, (int, float)):
-            raise KitposeError(f"score must be a number, not {score!r}", file=file, path=f"[{n}]")
-        if "file_name" in det:
-            where = by_name.get(str(det["file_name"]))
-        else:
-            where = by_id.get(_whole(det.get("image_id"), file, n, "image_id"))
-        if where is None:
-            continue  # a detection for an image not given
-        matched += 1
-        if category != 1 or score < min_score:
-            continue
-        try:
-            box = np.asarray(det["bbox"], dtype=np.float32).reshape(-1)
-        except (TypeError, ValueError):
-            box = np.zeros(0, np.float32)
-        if box.size != 4 or not np.isfinite(box).all() or box[2] <= 0 or box[3] <= 0:
-            raise KitposeError(f"bbox must be [x, y, w, h] with a positive size, not {det['bbox']}", file=file,
-                               path=f"[{n}]")
-        boxes[where].append(np.append(box, np.float32(score)))
-    if entries and not matched:
-        raise KitposeError("no detection names one of the images (by image_id, the number in a file's name, "
-                           "or by file_name)", file=file)
-    return boxes
-
-
-def _whole(value: Any, file: str, n: int, key: str) -> int:
-    """A detection's id as a whole number ("139" and 139.0 are 139); anything else is an error."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, bool) or not number.is_integer():
-        raise KitposeError(f"{key} must be a whole number, not {value!r}", file=file, path=f"[{n}]")
-    return int(number)
-
-
 def draw(image: np.ndarray, people: Sequence[Person], skeleton: Sequence[tuple[int, int]]) -> np.ndarray:
     """``image`` (RGB) with each person's box, limbs and joints drawn."""
     import cv2
@@ -361,17 +299,3 @@ def draw(image: np.ndarray, people: Sequence[Person], skeleton: Sequence[tuple[i
         for point in filter(None, points):
             cv2.circle(canvas, point, radius, (255, 40, 40), -1, cv2.LINE_AA)
     return canvas
-
-
-def coco_results(people: Sequence[Sequence[Person]], files: Sequence[Path]) -> list[dict[str, Any]]:
-    """COCO keypoint results: ``{image_id, category_id: 1, keypoints: [x, y, score] * K, score,
-    file_name}``; ``image_id`` is the file's number where its name is one."""
-    out = []
-    for file, found in zip(files, people):
-        for person in found:
-            scores = person.scores if person.scores is not None else np.ones(len(person.keypoints), np.float32)
-            flat = np.concatenate([person.keypoints, scores[:, None]], 1).reshape(-1)
-            out.append({"image_id": int(file.stem) if file.stem.isdigit() else file.name, "category_id": 1,
-                        "keypoints": [round(float(v), 3) for v in flat], "score": round(person.score, 5),
-                        "file_name": file.name})
-    return out

@@ -30,7 +30,7 @@ from kitpose.paths import RunPath, path_problem
 
 KINDS: tuple[str, ...] = (
     "dataset", "transform", "backbone", "head", "encoder", "decoder",
-    "loss", "metric", "augmentation", "monitor", "optimizer", "scheduler",
+    "loss", "metric", "augmentation", "monitor", "optimizer", "scheduler", "format",
 )
 
 

@@ -66,6 +66,23 @@ def test_predict_command_on_whole_images(trained, tmp_path):
     assert refused.returncode == 2 and "does not crop people" in refused.stderr
 
 
+def test_a_plugins_file_format_reads_the_boxes_and_writes_the_results(coco_run, tmp_path):
+    # the toy plugin's format (tests/toy_plugin.py), found through the registry as any plugin's
+    folder = tmp_path / "images"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((120, 160, 3), 90, np.uint8))
+    cv2.imwrite(str(folder / "b.png"), np.full((120, 160, 3), 90, np.uint8))
+    (tmp_path / "boxes.txt").write_text("a.png 10 20 60 80 0.9\na.png 70 10 50 90 0.3\nb.png 5 5 40 40 0.8\n")
+    result = run_cli("predict", str(coco_run), str(folder), "--format", "toy_lines", "--boxes",
+                     str(tmp_path / "boxes.txt"), "--min-score", "0.5", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    assert f"{tmp_path / 'out' / 'people.txt'} (one line per person)" in result.stdout
+    lines = (tmp_path / "out" / "people.txt").read_text().splitlines()
+    assert [line.split()[0] for line in lines] == ["a.png", "b.png"]  # the 0.3 box is left out
+    assert all(len(line.split()) == 2 + 17 * 2 for line in lines)
+    assert not (tmp_path / "out" / "keypoints.json").exists()
+
+
 def test_the_predictor_leaves_gradients_on(trained):
     import torch
 
@@ -138,6 +155,7 @@ def test_predict_command_with_detections(coco_run, tmp_path):
     (["{run}", "{tmp}", "--decoder", "drak"], "no decoder 'drak' in the run's test flow (did you mean 'dark'?)"),
     (["{run}", "{tmp}", "--checkpoint", "last", "--boxes", "{tmp}/dets.json"], "image_id must be a whole number"),
     (["{run}", "{tmp}/cut"], "truncated PNG (no IEND chunk): the file is cut off"),
+    (["{run}", "{tmp}", "--format", "cocoo"], "unknown format 'cocoo' (did you mean 'coco'?)"),
 ])
 def test_predict_mistakes_are_one_line(trained, tmp_path, args, message):
     cv2.imwrite(str(tmp_path / "1.png"), np.zeros((64, 64), np.uint8))

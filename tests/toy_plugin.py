@@ -188,6 +188,30 @@ class Stopper:
             raise KeyboardInterrupt
 
 
+class Lines:
+    """Person boxes and predictions as text lines: ``FILE X Y W H SCORE`` in, ``FILE SCORE X Y ...`` out."""
+
+    file_name = "people.txt"
+    description = "one line per person"
+
+    def read_boxes(self, path, files, *, min_score=0.0):
+        boxes = [[] for _ in files]
+        names = [f.name for f in files]
+        for line in open(path, encoding="utf-8"):
+            name, *numbers = line.split()
+            box = np.asarray(numbers, dtype=np.float32)
+            if name in names and box[4] >= min_score:
+                boxes[names.index(name)].append(box)
+        return boxes
+
+    def records(self, people, files):
+        return [" ".join([f.name, f"{p.score:.3f}", *(f"{v:.2f}" for v in p.keypoints.reshape(-1))])
+                for f, found in zip(files, people) for p in found]
+
+    def dump(self, records):
+        return "\n".join(records) + "\n"
+
+
 @hookimpl
 def kitpose_register(registry):
     registry.monitor("toy_stopper", Stopper)
@@ -199,3 +223,4 @@ def kitpose_register(registry):
     registry.augmentation("toy_shift", Shift)
     registry.metric("toy_distance", Distance)
     registry.monitor("toy_boom", Boom)
+    registry.format("toy_lines", Lines)

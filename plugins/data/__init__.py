@@ -4,7 +4,8 @@ Registers the datasets ``synthetic`` (procedural human figures rendered on the f
 default; in ``synthetic/``), ``coco`` (COCO person keypoint files, 17 joints), ``mpii``
 (MPII human pose JSON records, 16 joints) and ``h36m`` (Human3.6M's preprocessed ``.npz``
 with ``cameras.pkl``: 17 joints, 2D and 3D), and the transforms ``top_down_affine``,
-``random_affine``, ``random_flip``, ``photometric`` and ``quantize``. Geometric transforms
+``random_affine``, ``random_flip``, ``photometric`` and ``quantize``; and the ``coco`` format of
+``kitpose predict`` (detection results in, keypoint results out). Geometric transforms
 record ``matrix`` (original image -> model input);
 ``kitpose_plugins.data.geometry.inverse_points`` maps predictions back. Nothing heavy is
 imported here; a dataset or transform loads when built.
@@ -32,3 +33,4 @@ def kitpose_register(registry: "Registry") -> None:
     registry.transform("random_flip", f"{_TRANSFORMS}:RandomFlip")
     registry.transform("photometric", f"{_TRANSFORMS}:PhotometricJitter")
     registry.transform("quantize", f"{_TRANSFORMS}:Quantize")
+    registry.format("coco", "kitpose_plugins.data.coco_files:CocoFiles")
