@@ -91,6 +91,15 @@ def _worker_init(worker_id: int) -> None:
     random.seed(seed)
 
 
+#: the recipe's ``amp`` choices (as its schema allows them) and the dtype autocast runs each in
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
+    """torch's CUDA autocast in ``dtype``; nothing off CUDA or without a dtype (float32)."""
+    return torch.autocast("cuda", dtype=dtype) if dtype is not None and device.type == "cuda" else nullcontext()
+
+
 def to_device(batch: Mapping[str, Any], device: torch.device) -> dict[str, Any]:
     return {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
 
@@ -176,13 +185,12 @@ class Run:
     def _amp(self, setting: str | None) -> torch.dtype | None:
         if not setting:
             return None
-        kinds = {"bf16": torch.bfloat16, "fp16": torch.float16}  # the choices the schema allows
         if self.device.type != "cuda":
             if self.main:
                 print(f"kitpose: amp={setting} is ignored on {self.device.type}; training in float32",
                       file=sys.stderr)
             return None
-        return kinds[setting]
+        return AMP_DTYPES[setting]
 
     def _make_dir(self, run_dir: Path | None, resume: Path | None) -> Path:
         if resume is not None:
@@ -529,8 +537,7 @@ class Run:
                 if not batch:  # every sample unreadable and skipped: the batch counts, no step is taken
                     self.state.batch_in_epoch += 1
                     continue
-                autocast = torch.autocast("cuda", dtype=self.amp) if self.amp else nullcontext()
-                with autocast:
+                with autocast(self.device, self.amp):
                     env = self.trainer(**batch)
                 loss = env[objective] if isinstance(objective, str) else \
                     sum(float(weight) * env[name] for name, weight in objective.items())
@@ -672,8 +679,7 @@ class Run:
                 if not batch:  # every sample unreadable and skipped
                     self.notify("on_evaluate", stage, done, total)
                     continue
-                autocast = torch.autocast("cuda", dtype=self.amp) if self.amp else nullcontext()
-                with autocast:
+                with autocast(self.device, self.amp):
                     branches = runner(batch)
                 if snapshot is None and self.main and stage == "val":  # monitors see validation only
                     snapshot = self._snapshot(branches)

@@ -9,7 +9,6 @@ mapped back through the sample's ``matrix``; otherwise it is in image pixels alr
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -153,7 +152,7 @@ class Predictor:
         import torch
 
         from kitpose.data import collate
-        from kitpose.engine import to_device
+        from kitpose.engine import AMP_DTYPES, autocast, to_device
 
         if boxes is not None and not self.crops:
             raise KitposeError("the run's recipe does not crop people (its test data has no top_down_affine): "
@@ -165,14 +164,12 @@ class Predictor:
                 for box in (boxes[i] if boxes is not None else [self.whole(image)])]
         out: list[list[Person]] = [[] for _ in images]
         bar = _bar(len(jobs), progress)
-        autocast = torch.autocast("cuda", dtype=getattr(torch, {"bf16": "bfloat16", "fp16": "float16"}[self.amp])) \
-            if self.amp and self.device.type == "cuda" else nullcontext()
         with torch.no_grad():
             for start in range(0, len(jobs), batch_size):
                 part = jobs[start:start + batch_size]
                 samples = [self.prepare(images[i], box[:4], n) for n, (i, box) in enumerate(part)]
                 batch = to_device(collate(samples), self.device)
-                with autocast:
+                with autocast(self.device, AMP_DTYPES.get(self.amp)):
                     branches = self.runner(batch)
                 env = branches[self.branch or next(iter(branches))]
                 points = env[self.pred].float().cpu().numpy()[..., :2]
