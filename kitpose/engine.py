@@ -180,6 +180,7 @@ class Run:
         self.monitors: dict[str, Monitor] = {}
         self._failed_monitors: set[str] = set()
         self.stop: GracefulStop | None = None
+        self.threads_choice: tuple[int, str] = (0, "")  # set by apply_threads: count, why
 
     # -- setup ----------------------------------------------------------------------------------
     def _amp(self, setting: str | None) -> torch.dtype | None:
@@ -388,6 +389,7 @@ class Run:
             self._threads_before = torch.get_num_threads()
             torch.set_num_threads(count)
         log.info("%d CPU threads (%s)", count, why)  # the console monitor's start line says it too
+        self.threads_choice = (count, why)
         reason = threads.passive_wait_reason()
         if reason:
             log.info("OMP_WAIT_POLICY=PASSIVE: %s", reason)
@@ -422,7 +424,8 @@ class Run:
                                start_step=self.state.step, resumed=self.resume_from is not None,
                                validated_epochs=self.state.epoch - (0 if self.state.validated else 1),
                                joint_names=tuple(self._meta("joint_names", ())),
-                               skeleton=tuple(self._meta("skeleton", ())))
+                               skeleton=tuple(self._meta("skeleton", ())),
+                               cpu_threads=self.threads_choice[0], threads_reason=self.threads_choice[1])
                 log.info("run %s -> %s: %d epoch%s x %d step%s on %s (%d process%s)%s", info.name, self.dir,
                          epochs, "" if epochs == 1 else "s", info.steps_per_epoch,
                          "" if info.steps_per_epoch == 1 else "s", self.device, self.world,

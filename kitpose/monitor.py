@@ -30,6 +30,10 @@ class RunInfo:
     validated_epochs: int = 0
     joint_names: tuple[str, ...] = ()
     skeleton: tuple[tuple[int, int], ...] = ()
+    #: torch's CPU threads in this run, and why that many: the ``threads`` setting's choice
+    #: (``"torch's default"`` when the recipe leaves it to torch; see :mod:`kitpose.threads`)
+    cpu_threads: int = 0
+    threads_reason: str = ""
 
     @property
     def total_steps(self) -> int:

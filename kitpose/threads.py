@@ -19,6 +19,10 @@ from typing import Any
 PASSIVE_REASON = "KITPOSE_PASSIVE_WAIT_BECAUSE"
 
 
+#: why a run keeps torch's own thread count: the recipe sets no ``threads``
+DEFAULT_REASON = "torch's default"
+
+
 def passive_wait_reason() -> str | None:
     """Why idle OpenMP threads sleep at once in this run, when kitpose chose it; else None."""
     reason = os.environ.get(PASSIVE_REASON)
@@ -47,7 +51,7 @@ def choose(setting: Any, current: int) -> tuple[int, str]:
     """The thread count for ``setting`` (null, a number or ``auto``) and why, given torch's
     ``current`` count; null keeps it."""
     if setting is None:
-        return current, "torch's default"
+        return current, DEFAULT_REASON
     if setting != "auto":
         return int(setting), "threads setting"
     cores = os.cpu_count() or current

@@ -3,6 +3,8 @@ import io
 import re
 from pathlib import Path
 
+import pytest
+
 from kitpose.monitor import RunInfo
 from kitpose_plugins.monitors.console import ConsoleMonitor
 
@@ -81,3 +83,23 @@ def test_a_busy_machine_is_said_on_the_start_line(monkeypatch):
     monkeypatch.delenv(cli.PASSIVE_REASON)
     cli._calm_threads_on_a_busy_machine(torch_loaded=False)
     assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE" and cli.PASSIVE_REASON not in os.environ
+
+
+@pytest.mark.parametrize("threads, reason, said", [
+    (1, "threads setting", "; 1 CPU thread (threads setting)"),
+    (3, "auto: 1 of 4 cores busy with other work", "; 3 CPU threads (auto: 1 of 4 cores busy with other work)"),
+    (1, "torch's default", None),  # torch's own count (one core, or OMP_NUM_THREADS) is not a choice of the run
+])
+def test_the_start_line_says_the_threads_the_recipe_chose(monkeypatch, threads, reason, said):
+    import kitpose.threads
+
+    monkeypatch.delenv(kitpose.threads.PASSIVE_REASON, raising=False)
+    monitor = ConsoleMonitor(bar=False)
+    monitor.stream = io.StringIO()
+    monitor.on_start(RunInfo(name="r", dir=Path("."), recipe={}, epochs=1, steps_per_epoch=1, cpu_threads=threads,
+                             threads_reason=reason))
+    line = monitor.stream.getvalue().splitlines()[0]
+    if said:
+        assert line.endswith(said + ")"), line
+    else:
+        assert "CPU thread" not in line, line

@@ -15,18 +15,14 @@ def _format(scalars: Mapping[str, float], keys: tuple[str, ...] | None = None) -
     return " ".join(f"{k}={v:.4g}" for k, v in items)
 
 
-def _threads_note() -> str:
-    """What the run does about a busy machine: fewer torch threads, passive OpenMP waiting."""
-    import os
-
-    import torch
+def _threads_note(run: RunInfo) -> str:
+    """What the run does about a busy machine: the ``threads`` setting's choice, when the
+    recipe made one, and passive OpenMP waiting, when kitpose chose it."""
+    from kitpose.threads import DEFAULT_REASON, passive_wait_reason
 
     notes = []
-    threads, cores = torch.get_num_threads(), os.cpu_count() or 0
-    if threads < cores:
-        notes.append(f"{_count(threads, 'CPU thread')}")
-    from kitpose.threads import passive_wait_reason
-
+    if run.cpu_threads and run.threads_reason != DEFAULT_REASON:
+        notes.append(f"{_count(run.cpu_threads, 'CPU thread')} ({run.threads_reason})")
     reason = passive_wait_reason()
     if reason:
         notes.append(f"{reason}: OMP_WAIT_POLICY=PASSIVE")
@@ -61,7 +57,7 @@ class ConsoleMonitor(Monitor):
         done = run.start_epoch * run.steps_per_epoch
         self.start, self.first = time.perf_counter(), done
         print(f"kitpose: run {run.name} -> {run.dir} ({_count(run.epochs, 'epoch')} x "
-              f"{_count(run.steps_per_epoch, 'step')}{_threads_note()})", file=self.stream, flush=True)
+              f"{_count(run.steps_per_epoch, 'step')}{_threads_note(run)})", file=self.stream, flush=True)
         if self.use_bar and self.total:
             from tqdm import tqdm
 
