@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from kitpose import __version__
-from kitpose.errors import KitposeError, RecipeError
+from kitpose.errors import KitposeError, PluginError, RecipeError
 from kitpose.threads import PASSIVE_REASON
 
 EXIT_USAGE = 2
@@ -131,11 +131,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from kitpose.files import write_atomic
     from kitpose.predict import Predictor, draw, image_files, read_images
 
-    file_format = build("format", args.file_format)
+    file_format = _checked_format(build("format", args.file_format), args.file_format)
     files = image_files(args.images)
     predictor = Predictor.from_run(args.run_dir, checkpoint=args.checkpoint, decoder=args.decoder,
                                    device=args.device)
     boxes = file_format.read_boxes(args.boxes, files, min_score=args.min_score) if args.boxes else None
+    if boxes is not None and (not isinstance(boxes, list) or len(boxes) != len(files)):
+        raise PluginError(f"format '{args.file_format}' read_boxes gave no list of boxes per image "
+                          f"({len(files)} images)", hint="fix the format's plugin")
     out = Path(args.out) if args.out else Path(args.run_dir) / "predict"
     (out / "images").mkdir(parents=True, exist_ok=True)
     results, count, chunk = [], 0, 64  # images in memory at once
@@ -155,6 +158,20 @@ def cmd_predict(args: argparse.Namespace) -> int:
           f"{'' if len(files) == 1 else 's'} with decoder '{predictor.branch or 'output'}': "
           f"{written} ({file_format.description}), {out / 'images'}")
     return 0
+
+
+def _checked_format(file_format: Any, name: str) -> Any:
+    """A ``format`` component with every member ``kitpose predict`` uses, or a one-line error."""
+    missing = [m for m in ("read_boxes", "records", "dump") if not callable(getattr(file_format, m, None))]
+    missing += [m for m in ("file_name", "description") if not isinstance(getattr(file_format, m, None), str)]
+    if missing:
+        raise PluginError(f"format '{name}' lacks {', '.join(missing)}",
+                          hint="a format has read_boxes, records and dump methods and file_name and description "
+                               "strings (docs/plugins.md)")
+    if Path(file_format.file_name).name != file_format.file_name or file_format.file_name in ("", ".", "..", "images"):
+        raise PluginError(f"format '{name}' file_name {file_format.file_name!r} is not a plain file name",
+                          hint="name a file in the output folder, e.g. keypoints.json")
+    return file_format
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ from typing import Any
 from kitpose.errors import ComponentError, KitposeError, RecipeError, first_line, suggestion
 from kitpose.paths import name_problem
 from kitpose.recipe import Recipe, as_plain
-from kitpose.registry import KINDS, Registry, blocked_message
+from kitpose.registry import RECIPE_KINDS, Registry, blocked_message
 
 _RESERVED = {"use", "kind"}
 
@@ -106,9 +106,9 @@ def parse_spec(node: Any, path: str, registry: Registry, *, kind: str | None = N
         raise RecipeError(f"this place takes a {kind}, not a {given_kind}", file=file, path=f"{path}.kind")
     if given_kind is None:
         given_kind = infer_kind(name, registry, file=file, path=f"{path}.use")
-    elif given_kind not in KINDS:
-        raise RecipeError(f"unknown kind '{given_kind}'{suggestion(str(given_kind), KINDS)}",
-                          file=file, path=f"{path}.kind", hint="kinds are: " + ", ".join(KINDS))
+    elif given_kind not in RECIPE_KINDS:
+        raise RecipeError(f"unknown kind '{given_kind}'{suggestion(str(given_kind), RECIPE_KINDS)}",
+                          file=file, path=f"{path}.kind", hint="kinds are: " + ", ".join(RECIPE_KINDS))
     params = {k: v for k, v in node.items() if k not in _RESERVED}
     for param in params:
         if not isinstance(param, str) or not param.isidentifier():
@@ -139,7 +139,7 @@ def build_inner(spec: Any, kind: str, owner: str, param: str) -> Any:
 
 def infer_kind(name: str, registry: Registry, *, file: str, path: str) -> str:
     """The kind of a registered name, or an error suggesting the nearest one."""
-    entries = registry.find(name)
+    entries = [e for e in registry.find(name) if e.kind in RECIPE_KINDS]
     if len(entries) == 1:
         return entries[0].kind
     if entries:

@@ -7,7 +7,7 @@ Both thresholds move with the process's history, so the same code on the same in
 at one of two speeds: in some processes every call of a batched decoder, or every training
 step, maps its megabyte-sized tensors afresh and pays a page fault per 4 KiB written
 (``docs/codecs.md`` measures it: 784 faults per call against 2). Blocks above the largest
-threshold glibc allows (32 MiB: a batch of 256 maps of 17 x 64 x 48) are mapped and unmapped
+threshold glibc allows, 32 MiB (a batch of 256 maps of 17 x 64 x 48 is 53 MB), are mapped and unmapped
 on every call unless the heap happens to have room for them. :func:`keep_freed_memory` fixes
 both thresholds high and lets no block be mapped on its own, as ``kitpose run``, ``study``,
 ``predict`` and ``lab`` do at their start. It changes where memory comes from, never a number
@@ -22,8 +22,8 @@ import os
 #: glibc's ``mallopt`` parameters (``malloc.h``)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
 
-#: blocks up to this size come from the heap, where freed ones are reused: glibc's largest
-#: allowed value on 64-bit systems
+#: glibc's ``mmap`` threshold, fixed at its largest allowed value on 64-bit systems (which
+#: also stops glibc moving it); with :data:`MMAP_MAX` 0 the main heap serves larger blocks too
 MMAP_THRESHOLD = 32 << 20
 
 #: how many blocks glibc may map straight from the kernel at once: none, so that blocks

@@ -33,6 +33,9 @@ KINDS: tuple[str, ...] = (
     "loss", "metric", "augmentation", "monitor", "optimizer", "scheduler", "format",
 )
 
+#: the kinds a recipe's components may be (a ``format`` serves ``kitpose predict`` only)
+RECIPE_KINDS: tuple[str, ...] = tuple(kind for kind in KINDS if kind != "format")
+
 
 def article(word: str) -> str:
     """``a`` or ``an`` before ``word`` (an encoder, a decoder)."""

@@ -15,6 +15,7 @@ from kitpose import memory
 STEPS = """
 import ctypes, resource, sys
 from kitpose import memory
+ctypes.CDLL(None).prctl(41, 1, 0, 0, 0)  # PR_SET_THP_DISABLE: 4 KiB pages, as counted below, on any THP setting
 if sys.argv[1] == "kept":
     print(memory.keep_freed_memory())
 libc = ctypes.CDLL("libc.so.6")

@@ -156,6 +156,7 @@ def test_predict_command_with_detections(coco_run, tmp_path):
     (["{run}", "{tmp}", "--checkpoint", "last", "--boxes", "{tmp}/dets.json"], "image_id must be a whole number"),
     (["{run}", "{tmp}/cut"], "truncated PNG (no IEND chunk): the file is cut off"),
     (["{run}", "{tmp}", "--format", "cocoo"], "unknown format 'cocoo' (did you mean 'coco'?)"),
+    (["{run}", "{tmp}", "--format", "toy_halfway"], "format 'toy_halfway' lacks records, dump, file_name, description"),
 ])
 def test_predict_mistakes_are_one_line(trained, tmp_path, args, message):
     cv2.imwrite(str(tmp_path / "1.png"), np.zeros((64, 64), np.uint8))

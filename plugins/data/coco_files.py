@@ -4,7 +4,7 @@ in, COCO keypoint results out.
 Detectors (mmdet, Detectron2, YOLO exporters ...) write their boxes as COCO detection
 results, and COCO's keypoint evaluation reads keypoint results, so this is the format most
 pipelines around a top-down pose model speak. Another format is a plugin away: register a
-``format`` with the same three members (see ``docs/plugins.md``).
+``format`` with the same members (see ``docs/plugins.md``).
 """
 from __future__ import annotations
 
